@@ -1,0 +1,244 @@
+//! Registered clients, their redirect URIs, and client authentication at the
+//! token, revocation and introspection endpoints.
+//!
+//! - RFC 6749 2.3.1: `client_secret_basic` (HTTP Basic, each part
+//!   form-urlencoded) and `client_secret_post`; a client uses one method only.
+//! - RFC 6749 2.1 / RFC 8252: public clients (`none`) prove nothing but their
+//!   `client_id`; PKCE is what protects their codes.
+//! - RFC 9700 2.1 / 4.1.3: redirect URIs are compared by exact string match.
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use axum::http::{HeaderMap, header};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::ClientConfig;
+
+/// How a client authenticates at the token endpoint (RFC 7591 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+/// A redirect URI as registered: an absolute URL without a fragment
+/// (RFC 6749 3.1.2). Compared with the request's by exact string equality.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    pub fn parse(value: &str) -> Result<RedirectUri, String> {
+        let url = url::Url::parse(value).map_err(|e| format!("{value}: {e}"))?;
+        if url.fragment().is_some() {
+            return Err(format!("{value}: a redirect URI must not have a fragment"));
+        }
+        if url.scheme() != "https" && url.scheme() != "http" {
+            return Err(format!("{value}: only http(s) redirect URIs are supported"));
+        }
+        Ok(RedirectUri(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedirectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RedirectUri {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RedirectUri::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A registered client.
+#[derive(Debug)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    secret_digest: Option<[u8; 32]>,
+    pub auth_method: AuthMethod,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub backchannel_logout_uri: Option<String>,
+    pub allowed_scopes: Vec<String>,
+    pub consent_required: bool,
+    pub access_token_seconds: Option<u64>,
+}
+
+impl Client {
+    /// RFC 9700 4.1.3: the redirect URI must be one registered, to the letter.
+    pub fn has_redirect_uri(&self, candidate: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r.as_str() == candidate)
+    }
+
+    pub fn has_post_logout_redirect_uri(&self, candidate: &str) -> bool {
+        self.post_logout_redirect_uris
+            .iter()
+            .any(|r| r.as_str() == candidate)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.allowed_scopes.iter().any(|s| s == scope)
+    }
+
+    /// Compares secrets in constant time; comparing their digests also hides
+    /// the length of the real secret.
+    fn secret_matches(&self, presented: &str) -> bool {
+        match &self.secret_digest {
+            Some(expected) => bool::from(expected.ct_eq(&digest(presented))),
+            None => false,
+        }
+    }
+}
+
+fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// The registry of clients, read from the configuration at start.
+#[derive(Debug, Clone, Default)]
+pub struct Clients(Arc<HashMap<String, Client>>);
+
+impl Clients {
+    pub fn from_config(configs: &[ClientConfig]) -> Clients {
+        let map = configs
+            .iter()
+            .map(|c| {
+                let client = Client {
+                    id: c.client_id.clone(),
+                    name: c.client_name.clone(),
+                    secret_digest: c.client_secret.as_deref().map(digest),
+                    auth_method: c.token_endpoint_auth_method,
+                    redirect_uris: c.redirect_uris.clone(),
+                    post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                    backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+                    allowed_scopes: c.allowed_scopes.clone(),
+                    consent_required: c.consent_required,
+                    access_token_seconds: c.access_token_seconds,
+                };
+                (client.id.clone(), client)
+            })
+            .collect();
+        Clients(Arc::new(map))
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Client> {
+        self.0.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Client> {
+        self.0.values()
+    }
+
+    /// Authenticates the client of a back-channel request (token, revoke,
+    /// introspect) from its headers and form, by the one method it
+    /// registered.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        form: &crate::form::Form,
+    ) -> Result<&Client, ClientAuthError> {
+        let basic = basic_credentials(headers)?;
+        let form_secret = form.get("client_secret");
+        // RFC 6749 2.3: a client MUST NOT use more than one method per request.
+        if basic.is_some() && form_secret.is_some() {
+            return Err(ClientAuthError::Malformed(
+                "use one client authentication method, not two",
+            ));
+        }
+        let (client_id, secret, method) = match (&basic, form_secret) {
+            (Some((id, secret)), _) => {
+                // A client_id in the body too must name the same client.
+                if form.get("client_id").is_some_and(|f| f != id) {
+                    return Err(ClientAuthError::Malformed("client_id does not match"));
+                }
+                (id.as_str(), Some(secret.as_str()), AuthMethod::ClientSecretBasic)
+            }
+            (None, Some(secret)) => {
+                let id = form
+                    .get("client_id")
+                    .ok_or(ClientAuthError::Malformed("client_id is missing"))?;
+                (id, Some(secret), AuthMethod::ClientSecretPost)
+            }
+            (None, None) => {
+                let id = form.get("client_id").ok_or(ClientAuthError::Unauthenticated)?;
+                (id, None, AuthMethod::None)
+            }
+        };
+        let used_basic = method == AuthMethod::ClientSecretBasic;
+        let client = self
+            .get(client_id)
+            .ok_or(ClientAuthError::Failed { used_basic })?;
+        // Only the method the client registered is accepted.
+        if client.auth_method != method {
+            return Err(ClientAuthError::Failed { used_basic });
+        }
+        if let Some(secret) = secret
+            && !client.secret_matches(secret)
+        {
+            return Err(ClientAuthError::Failed { used_basic });
+        }
+        Ok(client)
+    }
+}
+
+/// Why a client could not be authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthError {
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("client authentication is required")]
+    Unauthenticated,
+    #[error("client authentication failed")]
+    Failed { used_basic: bool },
+}
+
+/// RFC 6749 2.3.1: `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ClientAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = ClientAuthError::Malformed("malformed Basic authorization header");
+    let value = value.to_str().map_err(|_| ClientAuthError::Malformed("malformed authorization header"))?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err(bad);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ClientAuthError::Malformed("only Basic client authentication is supported"));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
+    let Some((id, secret)) = decoded.split_once(':') else {
+        return Err(bad);
+    };
+    let id = form_decode(id).ok_or(ClientAuthError::Malformed("malformed Basic authorization header"))?;
+    let secret = form_decode(secret).ok_or(ClientAuthError::Malformed("malformed Basic authorization header"))?;
+    Ok(Some((id, secret)))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value.
+fn form_decode(value: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={value}")).ok()?;
+    pairs.into_iter().next().map(|(_, v)| v)
+}

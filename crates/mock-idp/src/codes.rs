@@ -1,0 +1,114 @@
+//! Authorization codes (step 5): what the IdP hands the client through the
+//! browser, and takes back at the token endpoint (step 6).
+//!
+//! - RFC 6749 10.10: 256 bits from the OS's CSPRNG (at least 128 are asked).
+//! - RFC 6749 4.1.2: lives 60 s, single use. A code presented again is
+//!   refused and the tokens already issued from it are revoked; so each code
+//!   knows, from the moment it is redeemed, the `jti` and refresh-token
+//!   family its tokens get.
+//! - Bound to client, redirect URI, PKCE challenge, nonce, scopes, user,
+//!   auth_time and IdP session.
+//!
+//! Codes are short-lived, so they are kept in memory; a restart of the IdP
+//! simply invalidates the few in flight.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crate::pkce::CodeChallenge;
+
+/// What the user authorized, bound to the code.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub challenge: CodeChallenge,
+    pub nonce: Option<String>,
+    pub scopes: Vec<String>,
+    pub sub: String,
+    pub auth_time: i64,
+    pub sid: String,
+}
+
+/// Identifiers of the tokens a code is (or was) exchanged for.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_jti: String,
+    pub family_id: String,
+}
+
+struct Entry {
+    grant: Grant,
+    expires_at: Instant,
+    redeemed: Option<Issued>,
+}
+
+/// The outcome of presenting a code at the token endpoint.
+pub enum Redeemed {
+    /// First use: the grant, and the ids its tokens must carry.
+    Fresh(Grant, Issued),
+    /// Second use: the ids of the tokens to revoke.
+    Replayed(Issued),
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// How long a redeemed code is remembered, to recognise a replay.
+const REMEMBER_REDEEMED: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct Codes {
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    lifetime: Duration,
+}
+
+impl Codes {
+    pub fn new(lifetime: Duration) -> Codes {
+        Codes {
+            entries: Arc::default(),
+            lifetime,
+        }
+    }
+
+    /// Mints a code for a grant.
+    pub fn issue(&self, grant: Grant) -> String {
+        let code = crate::random_token();
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, e| now < e.expires_at + REMEMBER_REDEEMED);
+        entries.insert(
+            code.clone(),
+            Entry {
+                grant,
+                expires_at: now + self.lifetime,
+                redeemed: None,
+            },
+        );
+        code
+    }
+
+    /// Takes a code: the first time it yields the grant and marks the code
+    /// used, in one step under the lock, so two racing requests cannot both
+    /// redeem it.
+    pub fn redeem(&self, code: &str) -> Redeemed {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = entries.get_mut(code) else {
+            return Redeemed::Invalid;
+        };
+        if let Some(issued) = &entry.redeemed {
+            return Redeemed::Replayed(issued.clone());
+        }
+        if Instant::now() >= entry.expires_at {
+            return Redeemed::Invalid;
+        }
+        let issued = Issued {
+            access_jti: crate::random_id(),
+            family_id: crate::random_id(),
+        };
+        entry.redeemed = Some(issued.clone());
+        Redeemed::Fresh(entry.grant.clone(), issued)
+    }
+}

@@ -1,0 +1,203 @@
+//! Configuration: the command line (`Config`, clap) and the TOML file of users,
+//! clients and token lifetimes (`Settings`).
+//!
+//! The defaults are the demo accounts and clients of `shared/CONTRACT.md`,
+//! compiled in from `config/default.toml`, so `mock-idp` runs on a fresh
+//! machine with no file to write.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+use crate::clients::{AuthMethod, RedirectUri};
+
+/// The built-in configuration file.
+pub const DEFAULT_SETTINGS: &str = include_str!("../config/default.toml");
+
+/// The audience of every access token this IdP issues (an Okta custom
+/// authorization server has exactly one).
+pub const DEFAULT_AUDIENCE: &str = "api://default";
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "mock-idp", version, about = "A mock OpenID Provider shaped like an Okta custom authorization server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Serve the IdP (the default).
+    Serve,
+    /// Read a password from standard input and print its argon2id PHC hash,
+    /// for the `password_hash` of a user in the config file.
+    HashPassword,
+    /// Add a new signing key to the store and make it the active one. The
+    /// old key stays in the JWKS until the tokens it signed have expired.
+    RotateKeys,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "IDP_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "IDP_PORT", default_value_t = 9000)]
+    pub port: u16,
+    /// Issuer URL. Paths of every endpoint hang below it, as in Okta.
+    /// Default: http://localhost:{port}/oauth2/default
+    #[arg(long, env = "IDP_ISSUER")]
+    pub issuer: Option<String>,
+    /// TOML file of users, clients and token lifetimes (default: the built-in
+    /// demo configuration).
+    #[arg(long, env = "IDP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where registered users, consents, sessions, refresh tokens and signing
+    /// keys are kept: `sqlite://path/to/file.db` or `sqlite::memory:`.
+    #[arg(long, env = "IDP_DATABASE_URL", default_value = "sqlite://data/mock-idp.db")]
+    pub database_url: String,
+    /// Algorithm of newly made signing keys.
+    #[arg(long, env = "IDP_SIGNING_ALG", default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    pub signing_alg: String,
+    /// Log format: `text` for people, `json` for machines.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl Config {
+    pub fn issuer(&self, port: u16) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}/oauth2/default"))
+    }
+
+    /// Reads and checks the settings file (or the built-in one).
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let text = match &self.config {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--config {}: cannot read: {e}", path.display()))?,
+            None => DEFAULT_SETTINGS.to_owned(),
+        };
+        Settings::parse(&text)
+    }
+}
+
+/// The content of the TOML configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub tokens: Lifetimes,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+impl Settings {
+    pub fn parse(text: &str) -> anyhow::Result<Settings> {
+        let settings: Settings =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("config file: {e}"))?;
+        for client in &settings.clients {
+            client.check()?;
+        }
+        Ok(settings)
+    }
+
+    /// The built-in demo configuration.
+    pub fn demo() -> Settings {
+        Settings::parse(DEFAULT_SETTINGS).expect("the built-in config parses") // ok: compiled-in constant, tested
+    }
+}
+
+/// Token and session lifetimes, in seconds. Each client may override the
+/// token lifetimes.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifetimes {
+    pub access_token_seconds: u64,
+    pub id_token_seconds: u64,
+    pub refresh_token_idle_seconds: u64,
+    pub refresh_token_absolute_seconds: u64,
+    pub refresh_token_reuse_grace_seconds: u64,
+    pub code_seconds: u64,
+    pub session_seconds: u64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Lifetimes {
+            access_token_seconds: 300,
+            id_token_seconds: 300,
+            refresh_token_idle_seconds: 86_400,
+            refresh_token_absolute_seconds: 604_800,
+            refresh_token_reuse_grace_seconds: 0,
+            code_seconds: 60,
+            session_seconds: 28_800,
+        }
+    }
+}
+
+impl Lifetimes {
+    pub fn code(&self) -> Duration {
+        Duration::from_secs(self.code_seconds)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub username: String,
+    pub password_hash: String,
+    pub name: String,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    pub client_name: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub redirect_uris: Vec<RedirectUri>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    pub allowed_scopes: Vec<String>,
+    /// Show the consent page (remembered per user and client). Okta's
+    /// first-party apps usually skip it; the demo shows it.
+    #[serde(default = "yes")]
+    pub consent_required: bool,
+    /// Per-client override of the access token lifetime, in seconds.
+    #[serde(default)]
+    pub access_token_seconds: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ClientConfig {
+    fn check(&self) -> anyhow::Result<()> {
+        let id = &self.client_id;
+        let needs_secret = self.token_endpoint_auth_method != AuthMethod::None;
+        if needs_secret != self.client_secret.is_some() {
+            anyhow::bail!(
+                "config file: client {id}: client_secret must be set exactly when token_endpoint_auth_method is not \"none\""
+            );
+        }
+        if self.redirect_uris.is_empty() {
+            anyhow::bail!("config file: client {id}: at least one redirect_uri is needed");
+        }
+        Ok(())
+    }
+}

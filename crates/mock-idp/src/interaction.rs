@@ -1,0 +1,100 @@
+//! A pending authorization request while the person signs in (step 3-4) or
+//! consents: the IdP keeps the validated request server-side and gives the
+//! browser only an opaque id (`tx`) in the page's URL.
+//!
+//! Each interaction is bound to the browser that started it (the
+//! `mockidp_browser` cookie) and carries an anti-CSRF token that every form
+//! of it must post back. A form posted from another site, or another
+//! browser, is refused. Interactions live ten minutes, in memory.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use subtle::ConstantTimeEq;
+
+use crate::authorize::AuthRequest;
+
+const LIFETIME: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct Interaction {
+    pub request: AuthRequest,
+    browser_digest: String,
+    pub csrf: String,
+    expires_at: Instant,
+}
+
+#[derive(Clone, Default)]
+pub struct Interactions(Arc<Mutex<HashMap<String, Interaction>>>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum InteractionError {
+    #[error("this sign-in request has expired or is unknown")]
+    Unknown,
+    #[error("this form was not sent by the page the IdP served to this browser")]
+    Forged,
+}
+
+impl Interactions {
+    /// Remembers a validated request for this browser; returns its id.
+    pub fn start(&self, request: AuthRequest, browser_id: &str) -> String {
+        let id = crate::random_token();
+        let now = Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, i| now < i.expires_at);
+        map.insert(
+            id.clone(),
+            Interaction {
+                request,
+                browser_digest: crate::digest(browser_id),
+                csrf: crate::random_token(),
+                expires_at: now + LIFETIME,
+            },
+        );
+        id
+    }
+
+    /// The interaction `id`, if it is still alive and belongs to this
+    /// browser (for showing a page).
+    pub fn get(&self, id: &str, browser_id: Option<&str>) -> Result<Interaction, InteractionError> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let interaction = map
+            .get(id)
+            .filter(|i| Instant::now() < i.expires_at)
+            .ok_or(InteractionError::Unknown)?;
+        let same_browser = browser_id.is_some_and(|b| {
+            bool::from(
+                crate::digest(b)
+                    .as_bytes()
+                    .ct_eq(interaction.browser_digest.as_bytes()),
+            )
+        });
+        if !same_browser {
+            return Err(InteractionError::Forged);
+        }
+        Ok(interaction.clone())
+    }
+
+    /// The interaction a form was posted for: same browser, and the form's
+    /// anti-CSRF token matches.
+    pub fn check_form(
+        &self,
+        id: &str,
+        browser_id: Option<&str>,
+        csrf: &str,
+    ) -> Result<Interaction, InteractionError> {
+        let interaction = self.get(id, browser_id)?;
+        if !bool::from(interaction.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
+            return Err(InteractionError::Forged);
+        }
+        Ok(interaction)
+    }
+
+    /// Ends an interaction (its request has been answered).
+    pub fn finish(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}

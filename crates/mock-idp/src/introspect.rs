@@ -1,0 +1,76 @@
+//! `POST /v1/introspect` (RFC 7662): is this token active, and what does it
+//! say?
+//!
+//! - Client authentication is required (RFC 7662 2.1; public clients may not
+//!   introspect).
+//! - `{"active": false}` and nothing else for anything expired, revoked,
+//!   malformed, issued to another audience, or a refresh token of another
+//!   client (RFC 7662 2.2, 4).
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    AppState,
+    clients::AuthMethod,
+    token::{TokenError, no_store, read_form},
+    userinfo::verify_access_token,
+};
+
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match handle(&state, &headers, &body).await {
+        Ok(answer) => (no_store(), Json(answer)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value, TokenError> {
+    let form = read_form(headers, body)?;
+    let client = state.clients.authenticate(headers, &form)?;
+    if client.auth_method == AuthMethod::None {
+        return Err(TokenError::InvalidClient { used_basic: false });
+    }
+    let token = form
+        .get("token")
+        .ok_or_else(|| TokenError::InvalidRequest("token is missing".into()))?;
+    if let Some(claims) = verify_access_token(state, token).await {
+        return Ok(json!({
+            "active": true,
+            "token_type": "Bearer",
+            "iss": claims.iss,
+            "sub": claims.sub,
+            "aud": claims.aud,
+            "exp": claims.exp,
+            "iat": claims.iat,
+            "jti": claims.jti,
+            "client_id": claims.client_id,
+            "scope": claims.scope,
+        }));
+    }
+    let now = crate::now();
+    if let Some(stored) = state.store.refresh_token(&crate::digest(token)).await? {
+        let active = stored.client_id == client.id
+            && !stored.revoked
+            && stored.rotated_at.is_none()
+            && now < stored.expires_at
+            && now < stored.family_expires_at;
+        if active {
+            return Ok(json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "iss": state.issuer,
+                "sub": stored.sub,
+                "client_id": stored.client_id,
+                "scope": stored.scope,
+                "exp": stored.expires_at.min(stored.family_expires_at),
+            }));
+        }
+    }
+    Ok(json!({"active": false}))
+}

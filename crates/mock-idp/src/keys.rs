@@ -1,0 +1,276 @@
+//! Signing keys: the IdP signs ID tokens (step 8), access tokens (RFC 9068)
+//! and logout tokens with them, and publishes their public halves at
+//! `/v1/keys` (the JWKS) for the BFF and the API to verify with.
+//!
+//! - Keys live in the store (SQLite under `data/`), so a restart keeps every
+//!   issued token valid.
+//! - Each key has a `kid`: its RFC 7638 JWK thumbprint.
+//! - Rotation adds a new key and makes it the signing key; the old one stays
+//!   in the JWKS until every token it signed has expired, then leaves it.
+
+use std::sync::{Arc, RwLock};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::store::{Store, StoredKey};
+
+/// One signing key pair.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// The public JWK, as published.
+    pub jwk: Value,
+}
+
+/// A key as the IdP holds it: retired once a newer key took over signing.
+#[derive(Clone)]
+struct Entry {
+    key: Arc<SigningKey>,
+    retired_at: Option<i64>,
+}
+
+impl SigningKey {
+    /// Makes a fresh key pair for `alg` (RS256: RSA-2048; ES256: P-256).
+    pub fn generate(alg: &str) -> anyhow::Result<(SigningKey, String)> {
+        let pem = match alg {
+            "RS256" => {
+                use rsa::pkcs8::EncodePrivateKey;
+                let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)?;
+                key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)?.to_string()
+            }
+            "ES256" => {
+                use p256::pkcs8::EncodePrivateKey;
+                let key = p256::SecretKey::random(&mut rand::thread_rng());
+                key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF)?.to_string()
+            }
+            other => anyhow::bail!("unsupported signing algorithm {other}"),
+        };
+        let key = SigningKey::from_pem(alg, &pem)?;
+        Ok((key, pem))
+    }
+
+    /// Rebuilds a key from its stored PKCS#8 PEM.
+    pub fn from_pem(alg: &str, pem: &str) -> anyhow::Result<SigningKey> {
+        let (alg, encoding, decoding, mut jwk) = match alg {
+            "RS256" => {
+                use rsa::pkcs1::EncodeRsaPrivateKey;
+                use rsa::pkcs8::DecodePrivateKey;
+                use rsa::traits::PublicKeyParts;
+                let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)?;
+                let n = key.n().to_bytes_be();
+                let e = key.e().to_bytes_be();
+                let encoding = EncodingKey::from_rsa_der(key.to_pkcs1_der()?.as_bytes());
+                let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
+                // RFC 7638 3.2: members in lexicographic order.
+                let jwk = json!({"e": b64(&e), "kty": "RSA", "n": b64(&n)});
+                (Algorithm::RS256, encoding, decoding, jwk)
+            }
+            "ES256" => {
+                use p256::elliptic_curve::sec1::ToEncodedPoint;
+                use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+                let key = p256::SecretKey::from_pkcs8_pem(pem)?;
+                let point = key.public_key().to_encoded_point(false);
+                let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                    anyhow::bail!("P-256 public key has no coordinates");
+                };
+                let (x, y) = (b64(x), b64(y));
+                let encoding = EncodingKey::from_ec_der(key.to_pkcs8_der()?.as_bytes());
+                let decoding = DecodingKey::from_ec_components(&x, &y)?;
+                let jwk = json!({"crv": "P-256", "kty": "EC", "x": x, "y": y});
+                (Algorithm::ES256, encoding, decoding, jwk)
+            }
+            other => anyhow::bail!("unsupported signing algorithm {other}"),
+        };
+        // RFC 7638: the thumbprint is the SHA-256 of the canonical JSON above.
+        let kid = b64(&Sha256::digest(jwk.to_string().as_bytes()));
+        jwk["kid"] = json!(kid);
+        jwk["alg"] = json!(alg_name(alg));
+        jwk["use"] = json!("sig");
+        Ok(SigningKey {
+            kid,
+            alg,
+            encoding,
+            decoding,
+            jwk,
+        })
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::RS256 => "RS256",
+        Algorithm::ES256 => "ES256",
+        _ => "unsupported",
+    }
+}
+
+/// What a token must be for [`Keys::verify`] to accept it.
+pub struct Expect<'a> {
+    /// The header `typ` (RFC 8725 3.11 explicit typing).
+    pub typ: &'a str,
+    pub issuer: &'a str,
+    /// Required audience, if any.
+    pub audience: Option<&'a str>,
+    /// `false` only for `id_token_hint`, which may have expired (OIDC
+    /// RP-Initiated Logout 1.0, 2).
+    pub check_exp: bool,
+}
+
+/// The IdP's keys: the active one signs; all published ones verify.
+#[derive(Clone)]
+pub struct Keys {
+    inner: Arc<RwLock<Vec<Entry>>>,
+    /// How long a retired key stays published: the longest token lifetime.
+    publish_after_retirement: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no signing key")]
+    NoKey,
+    #[error("signing failed: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+impl Keys {
+    /// Loads the stored keys, making the first one if the store has none.
+    pub async fn load(
+        store: &Store,
+        alg: &str,
+        publish_after_retirement: i64,
+    ) -> anyhow::Result<Keys> {
+        let mut stored = store.signing_keys().await?;
+        if stored.is_empty() {
+            let now = crate::now();
+            let (key, pem) = SigningKey::generate(alg)?;
+            store
+                .insert_signing_key(&key.kid, alg_name(key.alg), &pem, now)
+                .await?;
+            stored = store.signing_keys().await?;
+        }
+        let keys = stored
+            .iter()
+            .map(|k: &StoredKey| {
+                Ok(Entry {
+                    key: Arc::new(SigningKey::from_pem(&k.alg, &k.private_pem)?),
+                    retired_at: k.retired_at,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Keys {
+            inner: Arc::new(RwLock::new(keys)),
+            publish_after_retirement,
+        })
+    }
+
+    /// Adds a new key, makes it the signing key and retires the old one.
+    pub async fn rotate(&self, store: &Store, alg: &str) -> anyhow::Result<String> {
+        let now = crate::now();
+        let (key, pem) = SigningKey::generate(alg)?;
+        let kid = key.kid.clone();
+        store.rotate_signing_key(&kid, alg, &pem, now).await?;
+        let mut keys = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for entry in keys.iter_mut() {
+            entry.retired_at.get_or_insert(now);
+        }
+        keys.push(Entry {
+            key: Arc::new(key),
+            retired_at: None,
+        });
+        Ok(kid)
+    }
+
+    fn snapshot(&self) -> Vec<Entry> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The key that signs now: the newest one not retired.
+    pub fn active(&self) -> Result<Arc<SigningKey>, KeyError> {
+        self.snapshot()
+            .into_iter()
+            .rev()
+            .find(|e| e.retired_at.is_none())
+            .map(|e| e.key)
+            .ok_or(KeyError::NoKey)
+    }
+
+    /// Keys still published: the active one and those retired less than
+    /// a token lifetime ago.
+    fn published(&self) -> Vec<Arc<SigningKey>> {
+        let now = crate::now();
+        self.snapshot()
+            .into_iter()
+            .filter(|e| {
+                e.retired_at
+                    .is_none_or(|at| now < at + self.publish_after_retirement)
+            })
+            .map(|e| e.key)
+            .collect()
+    }
+
+    /// The JWKS document: public parts only.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self.published().iter().map(|k| k.jwk.clone()).collect();
+        json!({ "keys": keys })
+    }
+
+    /// Signs claims with the active key, with header `typ` and `kid`.
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        let key = self.active()?;
+        let mut header = Header::new(key.alg);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(key.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
+    }
+
+    /// Signs with a caller-made header (tests forge tokens with it); `alg`
+    /// and `kid` always come from the active key.
+    pub fn sign_with_header<T: Serialize>(
+        &self,
+        mut header: Header,
+        claims: &T,
+    ) -> Result<String, KeyError> {
+        let key = self.active()?;
+        header.alg = key.alg;
+        header.kid = Some(key.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
+    }
+
+    /// Verifies a token this IdP signed: known `kid`, the key's own
+    /// algorithm (RFC 8725 3.1), signature, `typ`, `iss`, `aud`, `exp`.
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, expect: &Expect<'_>) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.typ.as_deref() != Some(expect.typ) {
+            return None;
+        }
+        let kid = header.kid?;
+        let key = self.published().into_iter().find(|k| k.kid == kid)?;
+        let mut validation = Validation::new(key.alg);
+        validation.set_issuer(&[expect.issuer]);
+        validation.leeway = 0;
+        match expect.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if !expect.check_exp {
+            validation.validate_exp = false;
+            validation.required_spec_claims.remove("exp");
+        }
+        jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+}

@@ -1,0 +1,258 @@
+//! A mock OpenID Provider shaped like an Okta custom authorization server:
+//! the authorization server of the sequence diagram (steps 2-8).
+//!
+//! Paths hang below the issuer (`http://localhost:9000/oauth2/default` by
+//! default), as Okta lays them out; the pages a person sees (sign-in,
+//! registration, consent) live at the root. See `ARCHITECTURE.md` for the
+//! map of modules and the invariants they keep.
+
+pub mod authorize;
+pub mod clients;
+pub mod codes;
+pub mod config;
+pub mod consent;
+pub mod discovery;
+pub mod form;
+pub mod interaction;
+pub mod introspect;
+pub mod keys;
+pub mod logout;
+pub mod pages;
+pub mod passwords;
+pub mod pkce;
+pub mod revoke;
+pub mod session;
+pub mod signin;
+pub mod store;
+pub mod token;
+pub mod tokens;
+pub mod userinfo;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    http::{HeaderName, HeaderValue, header},
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use config::{Cli, Command, Config, Settings};
+
+use crate::{
+    clients::Clients, codes::Codes, interaction::Interactions, keys::Keys, store::Store,
+    token::RecentRotations,
+};
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub issuer: String,
+    pub settings: Arc<Settings>,
+    pub clients: Clients,
+    pub store: Store,
+    pub keys: Keys,
+    pub codes: Codes,
+    pub interactions: Interactions,
+    pub rotations: RecentRotations,
+    /// For back-channel logout deliveries.
+    pub http: reqwest::Client,
+}
+
+impl AppState {
+    /// Builds the IdP's state: opens the store, loads the config's users into
+    /// it, and loads (or makes) the signing keys.
+    pub async fn new(
+        issuer: String,
+        settings: Settings,
+        database_url: &str,
+        signing_alg: &str,
+    ) -> anyhow::Result<AppState> {
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        url::Url::parse(&issuer).map_err(|e| anyhow::anyhow!("--issuer {issuer}: {e}"))?;
+        let store = Store::open(database_url).await?;
+        for user in &settings.users {
+            store
+                .upsert_user(&store::User {
+                    sub: subject_for(&user.username),
+                    username: user.username.clone(),
+                    password_hash: user.password_hash.clone(),
+                    name: user.name.clone(),
+                    given_name: user.given_name.clone(),
+                    family_name: user.family_name.clone(),
+                })
+                .await?;
+        }
+        let lifetimes = settings.tokens;
+        let longest_token = lifetimes
+            .access_token_seconds
+            .max(lifetimes.id_token_seconds)
+            .max(settings.clients.iter().filter_map(|c| c.access_token_seconds).max().unwrap_or(0));
+        let keys = Keys::load(&store, signing_alg, longest_token as i64).await?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(AppState {
+            issuer,
+            clients: Clients::from_config(&settings.clients),
+            codes: Codes::new(lifetimes.code()),
+            settings: Arc::new(settings),
+            store,
+            keys,
+            interactions: Interactions::default(),
+            rotations: RecentRotations::default(),
+            http,
+        })
+    }
+
+    /// Adds a new signing key and makes it the active one.
+    pub async fn rotate_keys(&self, alg: &str) -> anyhow::Result<String> {
+        self.keys.rotate(&self.store, alg).await
+    }
+}
+
+/// The whole IdP as a router: protocol endpoints below the issuer's path,
+/// pages at the root.
+pub fn app(state: AppState) -> Router {
+    let issuer_path = url::Url::parse(&state.issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let protocol = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
+        .route("/v1/keys", get(discovery::jwks))
+        .route("/v1/authorize", get(authorize::authorize))
+        .route("/v1/token", post(token::token))
+        .route("/v1/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/v1/revoke", post(revoke::revoke))
+        .route("/v1/introspect", post(introspect::introspect))
+        .route("/v1/logout", get(logout::logout).post(logout::logout));
+    let protocol = if issuer_path.is_empty() {
+        protocol
+    } else {
+        Router::new().nest(&issuer_path, protocol).route(
+            // RFC 8414 3: the well-known URI with the issuer's path appended.
+            &format!("/.well-known/oauth-authorization-server{issuer_path}"),
+            get(discovery::openid_configuration),
+        )
+    };
+    Router::new()
+        .merge(protocol)
+        .route("/signin", get(signin::show).post(signin::submit))
+        .route("/signup", get(signin::show_signup).post(signin::submit_signup))
+        .route("/consent", get(consent::show).post(consent::submit))
+        .route("/static/idp.css", get(pages::stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(pages::CSP),
+        ))
+        // RFC 9700 4.16 / RFC 6749 10.13: no page of the IdP may be framed.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // Page URLs carry interaction ids; don't hand them to other sites.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cache-control"),
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// Binds, builds and serves the IdP until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let settings = config.settings()?;
+    let listener = tokio::net::TcpListener::bind((config.bind, config.port))
+        .await
+        .map_err(|e| anyhow::anyhow!("--port {}: cannot listen on {}:{}: {e}", config.port, config.bind, config.port))?;
+    let port = listener.local_addr()?.port();
+    let issuer = config.issuer(port);
+    let state = AppState::new(issuer.clone(), settings, &config.database_url, &config.signing_alg).await?;
+    tokio::spawn(prune_forever(state.store.clone()));
+    tracing::info!(%issuer, "mock IdP listening on http://{}:{port}", config.bind);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn prune_forever(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.prune(now()).await {
+            tracing::warn!(error = %e, "pruning the store failed");
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// 256 bits from the OS's CSPRNG, base64url: codes, cookies, refresh tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// 128 random bits, for identifiers that are not secrets (`jti`, `sid`).
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256, base64url: how bearer secrets are stored and compared.
+pub fn digest(secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A stable subject id for a configured user (Okta's look: `00u…`).
+pub fn subject_for(username: &str) -> String {
+    let hex: String = Sha256::digest(username.as_bytes())
+        .iter()
+        .take(9)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("00u{}", &hex[..17])
+}
+
+/// A fresh subject id for a registered user.
+pub fn new_subject() -> String {
+    subject_for(&random_token())
+}

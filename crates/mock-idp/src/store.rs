@@ -1,0 +1,550 @@
+//! What the IdP must remember across a restart, in SQLite: registered users,
+//! consents, browser sessions, refresh tokens, issued access tokens (so they
+//! can be revoked) and signing keys.
+//!
+//! `sqlite://data/mock-idp.db` by default, `sqlite::memory:` in tests.
+//! Secrets that act as bearer credentials (session cookies, refresh tokens)
+//! are stored only as SHA-256 digests: a copy of the database signs no one in.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    Row, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS users (
+    sub TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    given_name TEXT,
+    family_name TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consents (
+    sub TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (sub, client_id)
+);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    alg TEXT NOT NULL,
+    private_pem TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    cookie_hash TEXT PRIMARY KEY,
+    sid TEXT NOT NULL UNIQUE,
+    sub TEXT NOT NULL,
+    auth_time INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_clients (
+    sid TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    PRIMARY KEY (sid, client_id)
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    sid TEXT,
+    auth_time INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    family_expires_at INTEGER NOT NULL,
+    rotated_at INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    jti TEXT PRIMARY KEY,
+    family_id TEXT,
+    client_id TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS access_tokens_family ON access_tokens (family_id);
+"#;
+
+/// The IdP's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A user account.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub sub: String,
+    pub username: String,
+    pub password_hash: String,
+    pub name: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+}
+
+/// A signing key as stored.
+pub struct StoredKey {
+    pub alg: String,
+    pub private_pem: String,
+    pub retired_at: Option<i64>,
+}
+
+/// A browser session at the IdP.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub sid: String,
+    pub sub: String,
+    pub auth_time: i64,
+}
+
+/// A refresh token as stored (its digest is the key).
+#[derive(Clone, Debug)]
+pub struct RefreshToken {
+    pub family_id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub scope: String,
+    pub sid: Option<String>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub family_expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// A new refresh token to store.
+pub struct NewRefreshToken<'a> {
+    pub token_hash: &'a str,
+    pub family_id: &'a str,
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub scope: &'a str,
+    pub sid: Option<&'a str>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub family_expires_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("that username is taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url`.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        let in_memory = url.contains(":memory:");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("--database-url {url}: {e}"))?
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(5));
+        let options = if in_memory {
+            options
+        } else {
+            if let Some(dir) = Path::new(options.get_filename()).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("--database-url {url}: cannot create {}: {e}", dir.display())
+                })?;
+            }
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        // An in-memory database lives as long as its one connection.
+        let pool = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(4)
+        }
+        .connect_with(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("--database-url {url}: {e}"))?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    // ---- users -------------------------------------------------------
+
+    /// Users from the config file: inserted, or updated to match the file.
+    pub async fn upsert_user(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (sub, username, password_hash, name, given_name, family_name, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,
+                 name = excluded.name, given_name = excluded.given_name, family_name = excluded.family_name",
+        )
+        .bind(&user.sub)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.name)
+        .bind(&user.given_name)
+        .bind(&user.family_name)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Self-service registration: a new user, never overwriting one.
+    pub async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO users (sub, username, password_hash, name, given_name, family_name, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&user.sub)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.name)
+        .bind(&user.given_name)
+        .bind(&user.family_name)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::UsernameTaken);
+        }
+        Ok(())
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.user_where("username", username).await
+    }
+
+    pub async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError> {
+        self.user_where("sub", sub).await
+    }
+
+    async fn user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(
+            "SELECT sub, username, password_hash, name, given_name, family_name FROM users WHERE {column} = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| User {
+            sub: r.get(0),
+            username: r.get(1),
+            password_hash: r.get(2),
+            name: r.get(3),
+            given_name: r.get(4),
+            family_name: r.get(5),
+        }))
+    }
+
+    // ---- consents ----------------------------------------------------
+
+    /// The scopes this user has already granted this client.
+    pub async fn consented_scopes(&self, sub: &str, client_id: &str) -> Result<Vec<String>, StoreError> {
+        let row = sqlx::query("SELECT scopes FROM consents WHERE sub = ? AND client_id = ?")
+            .bind(sub)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.get::<String, _>(0))
+            .map(|s| s.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default())
+    }
+
+    /// Remembers a consent: the union of what was granted before and now.
+    pub async fn grant_consent(&self, sub: &str, client_id: &str, scopes: &[String]) -> Result<(), StoreError> {
+        let mut all = self.consented_scopes(sub, client_id).await?;
+        for s in scopes {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
+        }
+        sqlx::query(
+            "INSERT INTO consents (sub, client_id, scopes, granted_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (sub, client_id) DO UPDATE SET scopes = excluded.scopes",
+        )
+        .bind(sub)
+        .bind(client_id)
+        .bind(all.join(" "))
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every consent of a user: (client_id, scopes, granted_at).
+    pub async fn consents_of(&self, sub: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT client_id, scopes, granted_at FROM consents WHERE sub = ? ORDER BY client_id")
+            .bind(sub)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    pub async fn revoke_consent(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM consents WHERE sub = ? AND client_id = ?")
+            .bind(sub)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- signing keys ------------------------------------------------
+
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query("SELECT alg, private_pem, retired_at FROM signing_keys ORDER BY created_at, rowid")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredKey {
+                alg: r.get(0),
+                private_pem: r.get(1),
+                retired_at: r.get(2),
+            })
+            .collect())
+    }
+
+    pub async fn insert_signing_key(&self, kid: &str, alg: &str, pem: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)")
+            .bind(kid)
+            .bind(alg)
+            .bind(pem)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Retires the active key and adds a new one, in one transaction.
+    pub async fn rotate_signing_key(&self, kid: &str, alg: &str, pem: &str, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)")
+            .bind(kid)
+            .bind(alg)
+            .bind(pem)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- browser sessions ---------------------------------------------
+
+    pub async fn insert_session(&self, cookie_hash: &str, session: &Session, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (cookie_hash, sid, sub, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(cookie_hash)
+            .bind(&session.sid)
+            .bind(&session.sub)
+            .bind(session.auth_time)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, cookie_hash: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT sid, sub, auth_time FROM sessions WHERE cookie_hash = ? AND expires_at > ?")
+            .bind(cookie_hash)
+            .bind(crate::now())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| Session {
+            sid: r.get(0),
+            sub: r.get(1),
+            auth_time: r.get(2),
+        }))
+    }
+
+    /// Ends a session; returns the clients it had signed in to.
+    pub async fn delete_session(&self, sid: &str) -> Result<Vec<String>, StoreError> {
+        let clients = sqlx::query("SELECT client_id FROM session_clients WHERE sid = ?")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        sqlx::query("DELETE FROM sessions WHERE sid = ?")
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM session_clients WHERE sid = ?")
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        Ok(clients)
+    }
+
+    /// Records that a session signed in to a client (for back-channel logout).
+    pub async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO session_clients (sid, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(sid)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- refresh and access tokens ------------------------------------
+
+    pub async fn insert_refresh_token(&self, t: &NewRefreshToken<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, scope, sid, auth_time,
+                 created_at, expires_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.token_hash)
+        .bind(t.family_id)
+        .bind(t.client_id)
+        .bind(t.sub)
+        .bind(t.scope)
+        .bind(t.sid)
+        .bind(t.auth_time)
+        .bind(crate::now())
+        .bind(t.expires_at)
+        .bind(t.family_expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT family_id, client_id, sub, scope, sid, auth_time, expires_at, family_expires_at,
+                    rotated_at, revoked FROM refresh_tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| RefreshToken {
+            family_id: r.get(0),
+            client_id: r.get(1),
+            sub: r.get(2),
+            scope: r.get(3),
+            sid: r.get(4),
+            auth_time: r.get(5),
+            expires_at: r.get(6),
+            family_expires_at: r.get(7),
+            rotated_at: r.get(8),
+            revoked: r.get::<i64, _>(9) != 0,
+        }))
+    }
+
+    /// Marks a refresh token as used, once: `false` if it already was, so
+    /// two racing requests cannot both rotate it.
+    pub async fn mark_rotated(&self, token_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL AND revoked = 0",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Revokes a whole refresh token family and every access token issued
+    /// from it.
+    pub async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?")
+            .bind(family_id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE family_id = ?")
+            .bind(family_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_access_token(
+        &self,
+        jti: &str,
+        family_id: Option<&str>,
+        client_id: &str,
+        sub: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        // A row already there was revoked before it was recorded (a replayed
+        // code racing its first exchange): it stays revoked.
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, family_id, client_id, sub, expires_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (jti) DO NOTHING",
+        )
+            .bind(jti)
+            .bind(family_id)
+            .bind(client_id)
+            .bind(sub)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn revoke_access_token(&self, jti: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, client_id, sub, expires_at, revoked) VALUES (?, '', '', ?, 1)
+             ON CONFLICT (jti) DO UPDATE SET revoked = 1",
+        )
+        .bind(jti)
+        .bind(crate::now() + 86_400)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an access token this IdP signed has been revoked. A `jti`
+    /// the IdP never recorded counts as revoked.
+    pub async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT revoked FROM access_tokens WHERE jti = ?")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_none_or(|r| r.get::<i64, _>(0) != 0))
+    }
+
+    /// Revokes everything a user's grant to a client holds.
+    pub async fn revoke_client_grants(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?")
+            .bind(sub)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?")
+            .bind(sub)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops rows nobody can use any more.
+    pub async fn prune(&self, now: i64) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM sessions WHERE expires_at <= ?",
+            "DELETE FROM access_tokens WHERE expires_at <= ?",
+            "DELETE FROM refresh_tokens WHERE family_expires_at <= ?",
+        ] {
+            sqlx::query(sql).bind(now).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+}

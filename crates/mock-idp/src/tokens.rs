@@ -1,0 +1,226 @@
+//! Step 8: the tokens the IdP issues, and what is in them.
+//!
+//! - Access token: a JWT per RFC 9068 (header `typ: at+jwt`; `iss`, `sub`,
+//!   `aud`, `exp`, `iat`, `jti`, `client_id`, `scope`), for the API.
+//! - ID token: OIDC Core 2 and 3.1.3.6 (`iss`, `sub`, `aud`, `exp`, `iat`,
+//!   `auth_time`, `nonce`, `at_hash`, `sid`, profile and email claims by
+//!   scope), for the client.
+//! - Refresh token: an opaque random string, stored as a digest, in a family
+//!   that rotation keeps and reuse revokes (RFC 9700 4.14.2).
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    AppState,
+    clients::Client,
+    config::DEFAULT_AUDIENCE,
+    store::{NewRefreshToken, StoreError, User},
+};
+
+/// RFC 9068 2.2 claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    pub auth_time: i64,
+}
+
+impl AccessClaims {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+}
+
+/// OIDC Core 2 claims of an ID token (with the profile claims of 5.1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    pub at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(flatten)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The successful token response (RFC 6749 5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Who the tokens are for and what they allow.
+pub struct Subject<'a> {
+    pub user: &'a User,
+    pub client: &'a Client,
+    /// The scopes of this access token.
+    pub scopes: &'a [String],
+    /// Everything the grant holds; the refresh token keeps it even when an
+    /// access token is narrowed (RFC 6749 6).
+    pub granted: &'a [String],
+    pub auth_time: i64,
+    pub sid: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+}
+
+/// The refresh token family the new tokens belong to.
+pub struct Family<'a> {
+    pub id: &'a str,
+    /// When the family ends whatever happens (absolute lifetime).
+    pub expires_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error(transparent)]
+    Sign(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The claims the scopes release about a user (OIDC Core 5.4), shared by
+/// the ID token and userinfo.
+pub fn user_claims<'s>(
+    user: &User,
+    scopes: impl IntoIterator<Item = &'s str>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut claims = serde_json::Map::new();
+    for scope in scopes {
+        match scope {
+            "profile" => {
+                claims.insert("name".into(), user.name.clone().into());
+                if let Some(g) = &user.given_name {
+                    claims.insert("given_name".into(), g.clone().into());
+                }
+                if let Some(f) = &user.family_name {
+                    claims.insert("family_name".into(), f.clone().into());
+                }
+                claims.insert("preferred_username".into(), user.username.clone().into());
+            }
+            "email" => {
+                claims.insert("email".into(), user.username.clone().into());
+                claims.insert("email_verified".into(), true.into());
+            }
+            _ => {}
+        }
+    }
+    claims
+}
+
+/// OIDC Core 3.1.3.6: the left half of SHA-256 of the access token, base64url
+/// (RS256 and ES256 both hash with SHA-256).
+pub fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// Signs the access token, the ID token (with `openid`) and a rotated
+/// refresh token (with `offline_access`), and records them.
+pub async fn mint(
+    state: &AppState,
+    subject: &Subject<'_>,
+    access_jti: &str,
+    family: &Family<'_>,
+) -> Result<TokenResponse, MintError> {
+    let now = crate::now();
+    let lifetimes = &state.settings.tokens;
+    let access_lifetime = subject
+        .client
+        .access_token_seconds
+        .unwrap_or(lifetimes.access_token_seconds) as i64;
+    let scope = subject.scopes.join(" ");
+    let access = AccessClaims {
+        iss: state.issuer.clone(),
+        sub: subject.user.sub.clone(),
+        aud: DEFAULT_AUDIENCE.to_owned(),
+        exp: now + access_lifetime,
+        iat: now,
+        jti: access_jti.to_owned(),
+        client_id: subject.client.id.clone(),
+        scope: scope.clone(),
+        auth_time: subject.auth_time,
+    };
+    // RFC 9068 2.1: explicitly typed, so it can't pass for an ID token.
+    let access_token = state.keys.sign("at+jwt", &access)?;
+    state
+        .store
+        .insert_access_token(
+            access_jti,
+            Some(family.id),
+            &subject.client.id,
+            &subject.user.sub,
+            access.exp,
+        )
+        .await?;
+
+    let has = |s: &str| subject.scopes.iter().any(|x| x == s);
+    let id_token = if has("openid") {
+        let claims = IdClaims {
+            iss: state.issuer.clone(),
+            sub: subject.user.sub.clone(),
+            aud: subject.client.id.clone(),
+            exp: now + lifetimes.id_token_seconds as i64,
+            iat: now,
+            auth_time: subject.auth_time,
+            nonce: subject.nonce.map(str::to_owned),
+            at_hash: at_hash(&access_token),
+            sid: subject.sid.map(str::to_owned),
+            profile: user_claims(subject.user, subject.scopes.iter().map(String::as_str)),
+        };
+        Some(state.keys.sign("JWT", &claims)?)
+    } else {
+        None
+    };
+
+    let refresh_token = if subject.granted.iter().any(|s| s == "offline_access") {
+        let token = crate::random_token();
+        let idle = now + lifetimes.refresh_token_idle_seconds as i64;
+        state
+            .store
+            .insert_refresh_token(&NewRefreshToken {
+                token_hash: &crate::digest(&token),
+                family_id: family.id,
+                client_id: &subject.client.id,
+                sub: &subject.user.sub,
+                scope: &subject.granted.join(" "),
+                sid: subject.sid,
+                auth_time: subject.auth_time,
+                expires_at: idle.min(family.expires_at),
+                family_expires_at: family.expires_at,
+            })
+            .await?;
+        Some(token)
+    } else {
+        None
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: access_lifetime,
+        scope,
+        id_token,
+        refresh_token,
+    })
+}
