@@ -1,0 +1,169 @@
+//! Configuration of the resource server (the API of steps 9-10 of the flow).
+//!
+//! The API knows exactly two things about the authorization server: its
+//! issuer URL and the audience its access tokens carry for this API. Keys
+//! come from the issuer's discovery document (OpenID Connect Discovery 1.0
+//! section 4, RFC 8414 section 3) and its JWKS, so the same binary validates
+//! the mock IdP's tokens, Okta's, or any other OP's that follow RFC 9068.
+//!
+//! Every option is a `--flag` with an environment variable beside it, both
+//! shown by `--help` (CONTRACT.md, "All three").
+
+use clap::Parser;
+
+/// How the resource server is run. Defaults work on a fresh machine with the
+/// mock IdP on :9000 (`just up`).
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "api",
+    version,
+    about = "Resource server: validates access tokens, serves per-user notes",
+    args_override_self = true
+)]
+pub struct Config {
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, env = "API_PORT", default_value_t = 4000)]
+    pub port: u16,
+
+    /// Address to bind to.
+    #[arg(long, env = "API_BIND", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+
+    /// The authorization server's issuer identifier; tokens' `iss` must equal
+    /// it exactly and discovery is read from `{issuer}/.well-known/openid-configuration`.
+    #[arg(
+        long,
+        env = "API_ISSUER",
+        default_value = "http://localhost:9000/oauth2/default",
+        value_parser = parse_issuer
+    )]
+    pub issuer: String,
+
+    /// This API's identifier; an access token's `aud` must contain it.
+    #[arg(long, env = "API_AUDIENCE", default_value = "api://default", value_parser = parse_non_empty)]
+    pub audience: String,
+
+    /// Where the notes live: `sqlite://path/to/file.db` (file and parent
+    /// directory are created when missing) or `sqlite::memory:`.
+    #[arg(long, env = "API_DATABASE_URL", default_value = "sqlite://data/api.db", value_parser = parse_database_url)]
+    pub database_url: String,
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (at most 300).
+    #[arg(
+        long,
+        env = "API_LEEWAY_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=300)
+    )]
+    pub leeway_seconds: u64,
+
+    /// How long fetched signing keys are trusted before they are fetched again, in seconds.
+    #[arg(
+        long,
+        env = "API_JWKS_TTL_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub jwks_ttl_seconds: u64,
+
+    /// At most one fetch of the JWKS in this many seconds, however many
+    /// unknown `kid`s arrive.
+    #[arg(
+        long,
+        env = "API_JWKS_MIN_REFETCH_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3_600)
+    )]
+    pub jwks_min_refetch_seconds: u64,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How `main` writes log lines.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// An issuer is an absolute `http`/`https` URL with no query or fragment
+/// (RFC 8414 section 2). It is kept as typed: `iss` is compared as a string,
+/// and `url::Url` would add a trailing `/` to a bare host.
+fn parse_issuer(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must have no query or fragment (RFC 8414 section 2)".into());
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_non_empty(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_database_url(value: &str) -> Result<String, String> {
+    if !value.starts_with("sqlite:") {
+        return Err(
+            "must start with sqlite: (e.g. sqlite://data/api.db or sqlite::memory:)".into(),
+        );
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let config = Config::try_parse_from(["api"]).expect("defaults parse");
+        assert_eq!(config.port, 4000);
+        assert_eq!(config.issuer, "http://localhost:9000/oauth2/default");
+        assert_eq!(config.audience, "api://default");
+        assert_eq!(config.database_url, "sqlite://data/api.db");
+        assert_eq!(config.leeway_seconds, 30);
+        assert_eq!(config.jwks_ttl_seconds, 300);
+        assert_eq!(config.jwks_min_refetch_seconds, 10);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_issuer_is_refused() {
+        for issuer in ["not a url", "ftp://x/y", "http://x/y?q=1"] {
+            assert!(
+                Config::try_parse_from(["api", "--issuer", issuer]).is_err(),
+                "{issuer}"
+            );
+        }
+    }
+
+    #[test]
+    fn leeway_is_bounded() {
+        assert!(Config::try_parse_from(["api", "--leeway-seconds", "301"]).is_err());
+    }
+
+    #[test]
+    fn every_option_has_an_env_var() {
+        use clap::CommandFactory;
+        for arg in Config::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(
+                arg.get_env().is_some(),
+                "--{id} has no environment variable"
+            );
+        }
+    }
+}

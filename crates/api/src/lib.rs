@@ -1,0 +1,170 @@
+//! The resource server: steps 9 and 10 of the Authorization Code + PKCE flow.
+//!
+//! The BFF calls this API with the access token it holds for the user
+//! (`Authorization: Bearer`, RFC 6750 2.1). Step 9: the API validates the
+//! token itself, against the issuer's published keys, without asking the IdP
+//! (RFC 9068 4). Step 10: it serves the user's notes, scoped to the token's
+//! subject and limited by the token's scopes.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`config`] | the issuer, the audience, limits; every option has an env var |
+//! | `validate` | step 9, every check in one file, top to bottom; the `Caller` extractor and scopes |
+//! | `jwks` | the issuer's keys: discovery, JWKS, TTL cache, rate-limited refetch |
+//! | `token_cache` | tokens already verified, keyed by their SHA-256, until `exp` |
+//! | `notes` | step 10: `GET/POST /api/notes`, `DELETE /api/notes/{id}` |
+//! | `me` | step 10 shown: `GET /api/me`, the subject and the checks passed |
+//! | `error` | RFC 6750 3 challenges and JSON errors, in one `IntoResponse` |
+
+pub mod config;
+mod error;
+mod jwks;
+mod me;
+mod notes;
+mod token_cache;
+mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Request, header};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use config::{Config, LogFormat};
+
+use jwks::JwksCache;
+use token_cache::TokenCache;
+use validate::Validator;
+
+/// How many verified tokens are remembered at most.
+const VERIFIED_TOKEN_CACHE_ENTRIES: usize = 10_000;
+/// Largest request body read (a note is at most 1000 characters).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    validator: Arc<Validator>,
+    verified_tokens: Arc<TokenCache>,
+    db: sqlx::SqlitePool,
+}
+
+impl AppState {
+    /// Open the database and set up validation. Does not contact the IdP:
+    /// its keys are fetched when the first token arrives.
+    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+        let db = notes::connect(&config.database_url).await?;
+        let jwks = JwksCache::new(
+            &config.issuer,
+            Duration::from_secs(config.jwks_ttl_seconds),
+            Duration::from_secs(config.jwks_min_refetch_seconds),
+        )?;
+        let validator = Validator::new(
+            &config.issuer,
+            &config.audience,
+            config.leeway_seconds,
+            jwks,
+        );
+        Ok(Self {
+            validator: Arc::new(validator),
+            verified_tokens: Arc::new(TokenCache::new(VERIFIED_TOKEN_CACHE_ENTRIES)),
+            db,
+        })
+    }
+
+    /// How many times the issuer's JWKS has been fetched: for tests that
+    /// prove the refetch rate limit, and for operators.
+    pub fn jwks_fetch_count(&self) -> u64 {
+        self.validator.jwks().fetch_count()
+    }
+}
+
+/// The whole service, ready to serve.
+pub async fn app(config: &Config) -> anyhow::Result<Router> {
+    Ok(router(AppState::new(config).await?))
+}
+
+/// The routes and middleware around a given state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/me", get(me::me))
+        .merge(notes::routes())
+        .fallback(|| async { error::ApiError::NotFound })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Per-user data: no shared cache may keep a copy.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(
+            ServiceBuilder::new()
+                // Keep the caller's x-request-id, or make one; it is in every
+                // log line of the request and echoed in the response.
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+}
+
+/// The span of one request. The path only, never the query string: a
+/// client that wrongly puts `access_token=` in the URL must not get its
+/// token written to our logs.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+}
+
+/// Bind, serve, and stop gracefully on Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = app(&config).await?;
+    let address = SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(address = %listener.local_addr()?, issuer = %config.issuer, audience = %config.audience, "api listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("api stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,495 @@
+//! Step 9 of the flow: the resource server validates the access token.
+//!
+//! Every check an access token must pass is in this file, top to bottom, in
+//! the order they run. Cheap, structural checks come first, before any key is
+//! looked up or any signature verified; the claims are read only once the
+//! signature has been verified.
+//!
+//! | step | check | rule |
+//! | --- | --- | --- |
+//! | 1 | `Authorization: Bearer` only; a token in the query string is refused | RFC 6750 2.1, 2.3; RFC 9700 4.3.2 |
+//! | 2 | token size limit, before parsing | this API's bound on work; too large is malformed (RFC 6750 3.1) |
+//! | 3 | JWS compact form: three base64url parts, signature present | RFC 7515 7.1 |
+//! | 4 | header size limit, then parsed as JSON | RFC 7515 4 |
+//! | 5 | `typ` is `at+jwt`: an ID token is not an access token | RFC 9068 4; RFC 8725 3.11 |
+//! | 6 | no `jku`, `x5u`, `jwk`, `x5c` (keys named by the token) and no `crit` | RFC 8725 3.10; RFC 7515 4.1.11 |
+//! | 7 | `kid` present, short, of a safe alphabet | RFC 8725 3.10 |
+//! | 8 | the key comes from the issuer's JWKS, never from the token | RFC 8725 3.10 |
+//! | 9 | `alg` is the key's own algorithm, from an allow-list (no `none`, no HMAC) | RFC 8725 2.1, 3.1, 3.2 |
+//! | 10 | signature | RFC 7515 5.2 |
+//! | 11 | `iss` exact, `aud` contains this API, `exp`, `nbf` with leeway | RFC 9068 4; RFC 7519 4.1 |
+//! | 12 | `iat` not in the future; `sub`, `client_id`, `jti` present, not empty | RFC 9068 2.2 |
+//!
+//! Whatever fails, the client sees the same `invalid_token` (RFC 6750 3.1,
+//! see `error.rs`); the reason is logged with a short SHA-256 prefix of the
+//! token, never the token.
+//!
+//! Step 9's other half, scopes per route (RFC 6750 3.1, RFC 9700 2.3), is
+//! [`Caller::require_scope`] at the bottom of this file.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::{Deserialize, Deserializer};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::jwks::{JwksCache, KeyLookupError};
+use crate::token_cache::TokenHash;
+
+/// Step 2: longest token read at all. Real access tokens are 1-2 KiB.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Step 4: longest decoded JOSE header parsed.
+const MAX_HEADER_BYTES: usize = 1024;
+/// Step 7: longest `kid` looked up.
+const MAX_KID_CHARS: usize = 128;
+
+/// An access token that passed every check, and what it says.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub issuer: String,
+    pub sub: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// `exp`, seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The checks the token passed, in order, for people to read (`/api/me`).
+    pub checks: Vec<String>,
+}
+
+/// Why a token was refused. Logged; never sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("token larger than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("not a JWS in compact serialization")]
+    NotCompactJws,
+    #[error("header is not valid base64url JSON of at most {MAX_HEADER_BYTES} bytes")]
+    BadHeader,
+    #[error("typ is not at+jwt")]
+    NotAnAccessToken,
+    #[error("header {0} is never trusted")]
+    UntrustedHeader(&'static str),
+    #[error("kid missing or malformed")]
+    BadKid,
+    #[error("key lookup: {0}")]
+    Key(#[from] KeyLookupError),
+    #[error("alg differs from the key's algorithm")]
+    AlgorithmMismatch,
+    #[error("signature or registered claims: {0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    #[error("iat is in the future")]
+    IssuedInTheFuture,
+    #[error("sub, client_id or jti is empty")]
+    EmptyClaim,
+}
+
+/// Checks tokens against one issuer and one audience.
+pub struct Validator {
+    issuer: String,
+    audience: String,
+    leeway_seconds: u64,
+    jwks: JwksCache,
+}
+
+impl Validator {
+    pub fn new(issuer: &str, audience: &str, leeway_seconds: u64, jwks: JwksCache) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway_seconds,
+            jwks,
+        }
+    }
+
+    pub fn jwks(&self) -> &JwksCache {
+        &self.jwks
+    }
+
+    /// Steps 2-12. `token` came from the Authorization header (step 1).
+    pub async fn validate(&self, token: BearerToken<'_>) -> Result<VerifiedToken, Refusal> {
+        let token = token.0;
+        let mut checks =
+            vec!["sent as a Bearer token in the Authorization header (RFC 6750 2.1)".to_owned()];
+
+        // Step 2: bound the work an attacker can cause before parsing anything.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Refusal::TooLarge);
+        }
+        checks.push(format!(
+            "size {} bytes, within the {MAX_TOKEN_BYTES}-byte limit",
+            token.len()
+        ));
+
+        // Step 3: three base64url parts; a JWE (five parts) or a stripped
+        // signature ("header.payload.") stops here.
+        let header_b64 = compact_jws_header(token)?;
+
+        // Step 4: the header, small and strictly parsed.
+        let header = parse_header(header_b64)?;
+
+        // Step 5 (RFC 9068 4, RFC 8725 3.11): explicit typing. An ID token,
+        // signed by the same key for the same client, must not pass here.
+        if !header.typ.as_deref().is_some_and(is_access_token_type) {
+            return Err(Refusal::NotAnAccessToken);
+        }
+        checks.push("typ is at+jwt: an access token, not an ID token (RFC 9068 4)".to_owned());
+
+        // Step 6 (RFC 8725 3.10): the token does not get to say which key
+        // verifies it or where to fetch one. `crit` names extensions we would
+        // have to understand (RFC 7515 4.1.11); we understand none.
+        refuse_untrusted_headers(&header)?;
+        checks.push(
+            "no jku, x5u, jwk, x5c or crit header: keys come only from the issuer (RFC 8725 3.10)"
+                .to_owned(),
+        );
+
+        // Step 7 (RFC 8725 3.10): the kid is attacker input; keep it boring.
+        let kid = header
+            .kid
+            .as_deref()
+            .filter(|kid| is_safe_kid(kid))
+            .ok_or(Refusal::BadKid)?;
+
+        // Step 8: the key, from the issuer's JWKS only.
+        let key = self.jwks.key(kid).await?;
+        checks.push(format!("kid={kid} is a key in the issuer's JWKS"));
+
+        // Step 9 (RFC 8725 3.1): the algorithm is the key's, from the JWKS
+        // allow-list (see jwks.rs); the header must agree. `none`, HS256
+        // signed with the public key, or any other mismatch stops here.
+        if header.alg != algorithm_name(key.alg) {
+            return Err(Refusal::AlgorithmMismatch);
+        }
+        checks.push(format!(
+            "alg {} is the key's own algorithm (RFC 8725 3.1)",
+            header.alg
+        ));
+
+        // Steps 10-11: signature, then the registered claims, by the JOSE
+        // library configured in `registered_claim_rules`.
+        let claims = jsonwebtoken::decode::<AccessTokenClaims>(
+            token,
+            &key.key,
+            &self.registered_claim_rules(key.alg),
+        )?
+        .claims;
+        checks.push(format!(
+            "signature verified with {} key kid={}",
+            header.alg, key.kid
+        ));
+        checks.push(format!("iss is {} (RFC 9068 4)", claims.iss));
+        checks.push(format!("aud contains {} (RFC 9068 4)", self.audience));
+        checks.push(format!(
+            "not expired (exp {}, leeway {} s)",
+            claims.exp, self.leeway_seconds
+        ));
+        if let Some(nbf) = claims.nbf {
+            checks.push(format!("already valid (nbf {nbf})"));
+        }
+
+        // Step 12 (RFC 9068 2.2): iat is required and not in the future;
+        // sub, client_id and jti are required by `AccessTokenClaims`, and
+        // sub names whose notes these are, so it cannot be empty.
+        if claims.iat > unix_now().saturating_add(self.leeway_seconds) {
+            return Err(Refusal::IssuedInTheFuture);
+        }
+        if claims.sub.is_empty() || claims.client_id.is_empty() || claims.jti.is_empty() {
+            return Err(Refusal::EmptyClaim);
+        }
+        checks.push(format!("issued in the past (iat {})", claims.iat));
+        checks.push("sub, client_id and jti present (RFC 9068 2.2)".to_owned());
+
+        Ok(VerifiedToken {
+            issuer: claims.iss,
+            sub: claims.sub,
+            client_id: claims.client_id,
+            scopes: claims
+                .scope
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            expires_at: claims.exp,
+            checks,
+        })
+    }
+
+    /// Steps 10-11 as the JOSE library runs them: signature with exactly the
+    /// key's algorithm, then the registered claims.
+    fn registered_claim_rules(&self, alg: Algorithm) -> Validation {
+        let mut rules = Validation::new(alg); // RFC 8725 3.1: this algorithm only
+        rules.set_issuer(&[&self.issuer]); // RFC 9068 4: iss exactly the issuer
+        rules.set_audience(&[&self.audience]); // RFC 9068 4: aud contains this API
+        rules.validate_exp = true; // RFC 7519 4.1.4
+        rules.validate_nbf = true; // RFC 7519 4.1.5, when present
+        rules.leeway = self.leeway_seconds; // clock skew, small and configured
+        rules.set_required_spec_claims(&["exp", "iss", "aud", "sub"]); // RFC 9068 2.2
+        rules
+    }
+}
+
+/// Step 1: the token, taken from `Authorization: Bearer` and nowhere else.
+#[derive(Clone, Copy)]
+pub struct BearerToken<'a>(&'a str);
+
+impl<'a> BearerToken<'a> {
+    /// `Ok(None)` when the request carries no bearer credentials at all.
+    pub fn from_request(parts: &'a Parts) -> Result<Option<Self>, ApiError> {
+        // RFC 6750 2.3, RFC 9700 4.3.2: a token in the URL leaks into logs,
+        // history and Referer headers. This API does not support that method,
+        // and it refuses such a request outright (even with a valid header
+        // beside it) rather than ignore the parameter, so a client learns at
+        // once that its token was exposed: 401 `invalid_token`, the answer
+        // RFC 6750 3.1 gives for a token that cannot be accepted.
+        let query = parts.uri.query().unwrap_or_default();
+        if url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token") {
+            tracing::info!("access token in the query string refused (RFC 6750 2.3)");
+            return Err(ApiError::InvalidToken);
+        }
+
+        let mut values = parts.headers.get_all(AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        // Two Authorization headers: which one would a proxy have checked?
+        if values.next().is_some() {
+            return Err(ApiError::InvalidToken);
+        }
+        let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+        // RFC 6750 2.1: credentials = "Bearer" 1*SP b64token; the scheme is
+        // case-insensitive (RFC 9110 11.1). Another scheme is no bearer token.
+        let Some((scheme, token)) = value.split_once(' ') else {
+            return Ok(None);
+        };
+        if !scheme.eq_ignore_ascii_case("Bearer") {
+            return Ok(None);
+        }
+        let token = token.trim_start_matches(' ');
+        if token.is_empty() {
+            return Err(ApiError::InvalidToken);
+        }
+        Ok(Some(Self(token)))
+    }
+}
+
+/// The caller of a protected route: an access token that passed [`Validator::validate`].
+pub struct Caller(pub Arc<VerifiedToken>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = BearerToken::from_request(parts)?.ok_or(ApiError::MissingToken)?;
+        let hash = TokenHash::of(token.0);
+        let now = unix_now();
+
+        // The hot path: this exact token was verified before and has not expired.
+        if let Some(verified) = state.verified_tokens.get(&hash, now) {
+            return Ok(Caller(verified));
+        }
+
+        match state.validator.validate(token).await {
+            Ok(verified) => {
+                let verified = Arc::new(verified);
+                state.verified_tokens.insert(hash, verified.clone(), now);
+                tracing::debug!(token = %hash.short(), sub = %verified.sub, "access token verified");
+                Ok(Caller(verified))
+            }
+            Err(Refusal::Key(KeyLookupError::Unavailable)) => {
+                tracing::warn!(token = %hash.short(), "cannot validate: the issuer's keys were never fetched");
+                Err(ApiError::KeysUnavailable)
+            }
+            Err(reason) => {
+                tracing::info!(token = %hash.short(), %reason, "access token refused");
+                Err(ApiError::InvalidToken)
+            }
+        }
+    }
+}
+
+impl Caller {
+    /// RFC 6750 3.1, RFC 9700 2.3: each route needs one scope, and says which.
+    pub fn require_scope(&self, scope: &'static str) -> Result<(), ApiError> {
+        if self.0.scopes.iter().any(|granted| granted == scope) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(scope))
+        }
+    }
+}
+
+/// Step 3: split `header.payload.signature`, each part non-empty base64url.
+fn compact_jws_header(token: &str) -> Result<&str, Refusal> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Refusal::NotCompactJws);
+    };
+    let is_base64url = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !(is_base64url(header) && is_base64url(payload) && is_base64url(signature)) {
+        return Err(Refusal::NotCompactJws);
+    }
+    Ok(header)
+}
+
+/// The JOSE header fields this API reads. Unknown fields are ignored; the
+/// dangerous ones are recorded as present so step 6 can refuse them.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    jku: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5u: bool,
+    #[serde(default, deserialize_with = "present")]
+    jwk: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5c: bool,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// Step 4: decode and parse the header, bounded in size. serde_json also
+/// bounds nesting depth (128), and a duplicated field is an error.
+fn parse_header(header_b64: &str) -> Result<JoseHeader, Refusal> {
+    if header_b64.len() > MAX_HEADER_BYTES * 4 / 3 + 4 {
+        return Err(Refusal::BadHeader);
+    }
+    let json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| Refusal::BadHeader)?;
+    if json.len() > MAX_HEADER_BYTES {
+        return Err(Refusal::BadHeader);
+    }
+    serde_json::from_slice(&json).map_err(|_| Refusal::BadHeader)
+}
+
+/// Step 5: RFC 9068 4 accepts `at+jwt` and its full media type; media types
+/// compare case-insensitively (RFC 7515 4.1.9).
+fn is_access_token_type(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
+/// Step 6.
+fn refuse_untrusted_headers(header: &JoseHeader) -> Result<(), Refusal> {
+    let untrusted = [
+        ("jku", header.jku),
+        ("x5u", header.x5u),
+        ("jwk", header.jwk),
+        ("x5c", header.x5c),
+        ("crit", header.crit),
+    ];
+    match untrusted.into_iter().find(|(_, present)| *present) {
+        Some((name, _)) => Err(Refusal::UntrustedHeader(name)),
+        None => Ok(()),
+    }
+}
+
+/// Step 7: 1-128 characters of `[A-Za-z0-9._-]`. Real kids (thumbprints,
+/// UUIDs, Okta's) fit; paths (`/`, `\`), SQL, URLs and control characters do not.
+fn is_safe_kid(kid: &str) -> bool {
+    (1..=MAX_KID_CHARS).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        // A variant added to the library later: it matches no header value.
+        _ => "",
+    }
+}
+
+/// The claims of an RFC 9068 access token this API reads (section 2.2).
+/// Typed: `iss` must be one string, and a missing required claim fails.
+#[derive(Deserialize)]
+struct AccessTokenClaims {
+    iss: String,
+    sub: String,
+    exp: u64,
+    iat: u64,
+    nbf: Option<u64>,
+    jti: String,
+    client_id: String,
+    /// RFC 9068 2.2.3: space-separated, as in RFC 6749 3.3.
+    #[serde(default)]
+    scope: String,
+}
+
+/// `true` when the field is there, whatever its value (even `null`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kid_with_path_characters_is_unsafe_rfc8725_3_10() {
+        for kid in [
+            "../../etc/passwd",
+            "a/b",
+            "a\\b",
+            "",
+            "k' OR 1=1 --",
+            "http://x",
+            &"a".repeat(129),
+        ] {
+            assert!(!is_safe_kid(kid), "{kid:?}");
+        }
+        for kid in ["abc", "key-1", "2026.11_x", "Zx9-_"] {
+            assert!(is_safe_kid(kid), "{kid:?}");
+        }
+    }
+
+    #[test]
+    fn access_token_type_is_at_jwt_rfc9068_4() {
+        assert!(is_access_token_type("at+jwt"));
+        assert!(is_access_token_type("application/at+JWT"));
+        assert!(!is_access_token_type("JWT"));
+        assert!(!is_access_token_type("at+jwt "));
+    }
+
+    #[test]
+    fn compact_jws_needs_three_nonempty_base64url_parts_rfc7515_7_1() {
+        assert!(compact_jws_header("a.b.c").is_ok());
+        for token in ["a.b", "a.b.", "a.b.c.d.e", "a.b+.c", "a=.b.c", ".b.c"] {
+            assert!(compact_jws_header(token).is_err(), "{token}");
+        }
+    }
+}
