@@ -1,1 +1,150 @@
-//! placeholder
+//! The backend-for-frontend: the OAuth client of the sequence diagram
+//! (steps 1, 2, 5, 6, 9). It performs the Authorization Code + PKCE login,
+//! keeps every token in a server-side session, and proxies the page's API
+//! calls with the access token attached. The browser holds only an
+//! `HttpOnly` session cookie.
+//!
+//! | path | module |
+//! | --- | --- |
+//! | `GET /` | `pages` |
+//! | `GET /bff/login` | `login` (steps 1-2) |
+//! | `GET /bff/callback` | `callback` (steps 5-8) |
+//! | `GET /bff/user` | `user` |
+//! | `ANY /bff/api/{*path}` | `proxy` (steps 9-10) |
+//! | `POST /bff/logout` | `logout` |
+
+pub mod callback;
+pub mod config;
+pub mod csrf;
+pub mod login;
+pub mod logout;
+pub mod oidc;
+pub mod pages;
+pub mod proxy;
+pub mod session;
+pub mod user;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router, middleware,
+    http::{HeaderValue, header},
+    routing::{any, get, post},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use config::Config;
+
+use crate::{oidc::Provider, session::Store};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub provider: Arc<Provider>,
+    /// For the provider: no redirects, short timeouts.
+    pub http: reqwest::Client,
+    /// For the API: no redirects, streaming bodies.
+    pub api_http: reqwest::Client,
+}
+
+/// Builds the whole BFF: discovery at the provider, the session store, the
+/// routes.
+pub async fn app(config: &Config) -> anyhow::Result<Router> {
+    let http = oidc::http_client()?;
+    let provider = Provider::discover_with_retry(config, &http).await?;
+    let store = Store::open(config).await?;
+    let api_http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .build()?;
+    let state = AppState {
+        config: Arc::new(config.clone()),
+        provider: Arc::new(provider),
+        http,
+        api_http,
+    };
+    Ok(router(state, store))
+}
+
+fn router(state: AppState, store: Store) -> Router {
+    let idle = state.config.session_idle_seconds;
+    let json_api = Router::new()
+        .route("/bff/user", get(user::user))
+        .route("/bff/api/{*path}", any(proxy::proxy))
+        .route_layer(middleware::from_fn(csrf::require_header));
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/bff/login", get(login::login))
+        .route("/bff/callback", get(callback::callback))
+        .route("/bff/logout", post(logout::logout))
+        .merge(json_api)
+        .route("/static/app.css", get(pages::stylesheet))
+        .route("/static/app.js", get(pages::script))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+        .layer(store.layer(idle))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(pages::CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// Binds, builds and serves until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind((config.bind, config.port))
+        .await
+        .map_err(|e| anyhow::anyhow!("--port {}: cannot listen on {}:{}: {e}", config.port, config.bind, config.port))?;
+    let router = app(&config).await?;
+    tracing::info!("BFF listening on {} (http://{}:{})", config.public_url(), config.bind, config.port);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// 256 random bits, base64url.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -431,3 +431,151 @@ pub async fn login(idp: &Idp, account: &Account, scope: &str) -> Tokens {
     assert_eq!(response.status(), 200, "token exchange");
     response.json().await.expect("token JSON")
 }
+
+/// The whole stack in-process: IdP, API and BFF on free ports, the IdP's
+/// demo client registered with the BFF's real callback URL.
+pub struct Stack {
+    pub idp: Idp,
+    pub api: Api,
+    pub bff: Bff,
+}
+
+/// The real BFF, in-process.
+pub struct Bff {
+    pub base_url: String,
+    pub config: bff::Config,
+    server: Running,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(mock_idp::Settings::demo(), &[]).await
+    }
+
+    /// The stack with other IdP settings and extra BFF options (e.g.
+    /// `--session-store redis://…`).
+    pub async fn start_with(mut settings: mock_idp::Settings, bff_args: &[&str]) -> Stack {
+        let (listener, addr) = listen().await;
+        let bff_url = format!("http://{addr}");
+        let client = settings
+            .clients
+            .iter_mut()
+            .find(|c| c.client_id == CLIENT_ID)
+            .expect("demo client");
+        client.redirect_uris = vec![
+            mock_idp::clients::RedirectUri::parse(&format!("{bff_url}/bff/callback")).expect("URI"),
+        ];
+        client.post_logout_redirect_uris =
+            vec![mock_idp::clients::RedirectUri::parse(&format!("{bff_url}/")).expect("URI")];
+        client.backchannel_logout_uri = Some(format!("{bff_url}/bff/backchannel"));
+        let idp = Idp::start_with(settings).await;
+        let api = Api::start(&idp).await;
+        let bff = Bff::start_on(listener, &bff_url, &idp, &api, bff_args).await;
+        Stack { idp, api, bff }
+    }
+}
+
+impl Bff {
+    async fn start_on(listener: tokio::net::TcpListener, url: &str, idp: &Idp, api: &Api, extra: &[&str]) -> Bff {
+        let mut args = vec![
+            "bff",
+            "--public-url",
+            url,
+            "--issuer",
+            &idp.issuer,
+            "--api-url",
+            &api.base_url,
+            "--session-store",
+            "memory",
+        ];
+        args.extend_from_slice(extra);
+        let config = bff::Config::parse_from(args);
+        let router = bff::app(&config).await.expect("BFF app");
+        let server = Running::serve(listener, router).await;
+        Bff {
+            base_url: url.to_owned(),
+            config,
+            server,
+        }
+    }
+
+    /// Starts another BFF instance with the same settings on a new port
+    /// (`url` is what its config says, for restart tests on the same URL
+    /// use `restart`).
+    pub async fn restart(&mut self) {
+        self.server.stop().await;
+        let addr: SocketAddr = self
+            .base_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("BFF address");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind the BFF port");
+        let router = bff::app(&self.config).await.expect("BFF app");
+        self.server = Running::serve(listener, router).await;
+    }
+
+    pub async fn shutdown(&mut self) {
+        self.server.stop().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+/// Everything a browser received: each response's URL, status, headers and
+/// body, for scanning.
+#[derive(Default)]
+pub struct Received(pub Vec<String>);
+
+impl Received {
+    /// Records a response and returns its body.
+    pub async fn record(&mut self, response: reqwest::Response) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let url = response.url().to_string();
+        let body = response.text().await.expect("body");
+        let mut text = format!("{url} {status}\n");
+        for (name, value) in &headers {
+            text.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("")));
+        }
+        text.push_str(&body);
+        self.0.push(text);
+        (status, headers, body)
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0.iter().any(|r| r.contains(needle))
+    }
+}
+
+/// Signs in through the BFF as a browser would: `/bff/login`, the IdP's
+/// sign-in and consent pages, back to the callback, following every
+/// redirect by hand. Returns the final redirect target after the callback.
+pub async fn sign_in_through_bff(browser: &reqwest::Client, stack: &Stack, account: &Account, received: &mut Received) -> String {
+    let mut url = stack.bff.url("/bff/login?returnUrl=/");
+    loop {
+        let response = if url.contains("/signin?") {
+            sign_in(browser, &url, account).await
+        } else if url.contains("/consent?") {
+            consent(browser, &url, "allow").await
+        } else {
+            browser.get(&url).send().await.expect("GET")
+        };
+        let status = response.status();
+        let next = status.is_redirection().then(|| location(&response));
+        received.record(response).await;
+        let Some(next) = next else {
+            panic!("flow stopped at {url} with {status}");
+        };
+        if next.starts_with(&stack.bff.base_url) && !next.contains("/bff/") {
+            return next;
+        }
+        url = next;
+    }
+}
+
+/// A GET or other request to the BFF's JSON endpoints, with `X-CSRF: 1`.
+pub fn bff_json(browser: &reqwest::Client, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+    browser.request(method, url).header("X-CSRF", "1")
+}

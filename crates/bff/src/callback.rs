@@ -1,0 +1,204 @@
+//! Steps 5-8, the client's side: `GET /bff/callback` receives the code,
+//! exchanges it with the PKCE verifier, validates the ID token, and keeps
+//! every token in the server-side session.
+//!
+//! The checks, in order:
+//! 1. `state` names a login this browser started, and is used up
+//!    (RFC 6749 10.12, RFC 9700 4.7).
+//! 2. `iss` is the expected issuer when the provider sends it or says it
+//!    will (RFC 9207 2.4; mix-up defence, RFC 9700 4.4).
+//! 3. An error response becomes a page a person can read and recover from.
+//! 4. The code is exchanged with the verifier (step 6; the provider checks
+//!    PKCE, step 7).
+//! 5. The ID token: signature, `iss`, `aud`, `exp`, `iat`, `nonce`
+//!    (OIDC Core 3.1.3.7) and `at_hash` (3.1.3.8).
+//! 6. The session id changes (no session fixation), then tokens are stored.
+
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, Nonce, OAuth2TokenResponse, PkceCodeVerifier,
+    TokenResponse,
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+use tracing::instrument;
+
+use crate::{
+    AppState,
+    oidc::ID_TOKEN_ALGS,
+    pages::ErrorPage,
+    session::{Sessions, SignedIn, Tokens, User},
+};
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Why a callback was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("this sign-in response is not one this browser asked for (unknown or used state)")]
+    UnknownState,
+    #[error("the sign-in response came from the wrong issuer")]
+    WrongIssuer,
+    #[error("the provider answered: {0}")]
+    Denied(String),
+    #[error("the sign-in response has no code")]
+    MissingCode,
+    #[error("the provider refused the code: {0}")]
+    Exchange(String),
+    #[error("the ID token is not valid: {0}")]
+    IdToken(String),
+    #[error("the session store failed")]
+    Session,
+}
+
+impl IntoResponse for CallbackError {
+    fn into_response(self) -> Response {
+        match &self {
+            CallbackError::Denied(code) if code == "access_denied" => ErrorPage::response(
+                StatusCode::FORBIDDEN,
+                "Access was denied",
+                "You chose not to let this app use your account, so you are not signed in.",
+                true,
+            ),
+            CallbackError::Denied(_) => ErrorPage::response(StatusCode::BAD_REQUEST, "Sign-in did not finish", &self.to_string(), true),
+            CallbackError::Exchange(_) | CallbackError::Session => {
+                ErrorPage::response(StatusCode::BAD_GATEWAY, "Sign-in did not finish", &self.to_string(), true)
+            }
+            _ => ErrorPage::response(StatusCode::BAD_REQUEST, "Sign-in did not finish", &self.to_string(), true),
+        }
+    }
+}
+
+/// The redirect URI.
+#[instrument(name = "step5_callback", skip_all)]
+pub async fn callback(State(state): State<AppState>, session: Session, Query(q): Query<CallbackQuery>) -> Response {
+    // The back button after sign-in replays a used callback: a signed-in
+    // person simply goes home instead of meeting an error.
+    let already_signed_in = Sessions::signed_in(&session, state.config.session_absolute_seconds)
+        .await
+        .is_some();
+    match handle(&state, &session, q).await {
+        Ok(return_url) => Redirect::to(&return_url).into_response(),
+        Err(CallbackError::UnknownState) if already_signed_in => Redirect::to("/").into_response(),
+        Err(e) => {
+            tracing::info!(error = %e, "callback refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn handle(state: &AppState, session: &Session, q: CallbackQuery) -> Result<String, CallbackError> {
+    // 1. RFC 6749 10.12: state must be one this browser's session holds; used once.
+    let pending = match q.state.as_deref() {
+        Some(s) => Sessions::take_pending(session, s).await,
+        None => None,
+    }
+    .ok_or(CallbackError::UnknownState)?;
+    // 2. RFC 9207 2.4: the issuer, when sent or promised, must be ours.
+    let promised = state.provider.extra.authorization_response_iss_parameter_supported == Some(true);
+    match q.iss.as_deref() {
+        Some(iss) if iss != state.provider.issuer => return Err(CallbackError::WrongIssuer),
+        None if promised => return Err(CallbackError::WrongIssuer),
+        _ => {}
+    }
+    // 3. An error response (RFC 6749 4.1.2.1).
+    if let Some(error) = q.error {
+        tracing::info!(%error, description = q.error_description.as_deref().unwrap_or(""), "provider returned an error");
+        return Err(CallbackError::Denied(error));
+    }
+    let code = q.code.ok_or(CallbackError::MissingCode)?;
+
+    // 4. Step 6: code + verifier to the token endpoint.
+    let response = exchange(state, code, pending.pkce_verifier).await?;
+
+    // 5. OIDC Core 3.1.3.7: the ID token.
+    let id_token = response
+        .id_token()
+        .ok_or_else(|| CallbackError::IdToken("the token response has no id_token".into()))?;
+    let verifier = state
+        .provider
+        .client
+        .id_token_verifier()
+        .set_allowed_algs(ID_TOKEN_ALGS.to_vec());
+    let claims = id_token
+        .claims(&verifier, &Nonce::new(pending.nonce))
+        .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+    // OIDC Core 3.1.3.8: at_hash binds the access token to the ID token.
+    if let Some(expected) = claims.access_token_hash() {
+        let alg = id_token.signing_alg().map_err(|e| CallbackError::IdToken(e.to_string()))?;
+        let key = id_token
+            .signing_key(&verifier)
+            .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+        let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
+            .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+        if actual != *expected {
+            return Err(CallbackError::IdToken("at_hash does not match the access token".into()));
+        }
+    }
+    let user = User {
+        sub: claims.subject().to_string(),
+        name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+        email: claims.email().map(|e| e.to_string()),
+        claims: serde_json::to_value(claims)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default(),
+    };
+    let expires_in = response.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
+    let signed_in = SignedIn {
+        user,
+        tokens: Tokens {
+            access_token: response.access_token().secret().clone(),
+            access_expires_at: crate::now() + expires_in,
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            id_token: id_token.to_string(),
+        },
+        signed_in_at: crate::now(),
+        csrf: crate::random_token(),
+    };
+
+    // 6. A new session id now that the session carries identity (fixation).
+    session.cycle_id().await.map_err(|_| CallbackError::Session)?;
+    Sessions::sign_in(session, &signed_in)
+        .await
+        .map_err(|_| CallbackError::Session)?;
+    tracing::info!(sub = %signed_in.user.sub, "signed in");
+    Ok(pending.return_url)
+}
+
+/// Step 6: the token request.
+#[instrument(name = "step6_exchange_code", skip_all)]
+async fn exchange(
+    state: &AppState,
+    code: String,
+    verifier: String,
+) -> Result<openidconnect::core::CoreTokenResponse, CallbackError> {
+    state
+        .provider
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| CallbackError::Exchange(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+        .request_async(&state.http)
+        .await
+        .map_err(|e| CallbackError::Exchange(describe_token_error(&e)))
+}
+
+/// A token-endpoint failure in words, without any secret.
+fn describe_token_error<E: std::error::Error>(e: &E) -> String {
+    match e.source() {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,94 @@
+//! The BFF's configuration: one `Config`, every option a `--flag` with an
+//! environment variable beside it (`bff --help`).
+//!
+//! To sign in against your own OpenID Provider (Okta, Keycloak,
+//! node-oidc-provider…), set the issuer, client id and secret, and register
+//! `{public_url}/bff/callback` as a redirect URI there. Everything else comes
+//! from the provider's discovery document.
+
+use std::net::IpAddr;
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "bff", version, about = "Backend-for-frontend: the OAuth client of the Authorization Code + PKCE flow", args_override_self = true)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "BFF_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "BFF_PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// The URL the browser uses to reach this BFF.
+    #[arg(long, env = "BFF_PUBLIC_URL", default_value = "http://localhost:3000")]
+    pub public_url: String,
+    /// The OpenID Provider's issuer URL (discovery is fetched from it).
+    #[arg(long, env = "BFF_ISSUER", default_value = "http://localhost:9000/oauth2/default")]
+    pub issuer: String,
+    /// This client's id at the provider.
+    #[arg(long, env = "BFF_CLIENT_ID", default_value = "bff-demo")]
+    pub client_id: String,
+    /// This client's secret at the provider (sent with HTTP Basic).
+    #[arg(long, env = "BFF_CLIENT_SECRET", default_value = "bff-demo-secret", hide_default_value = true)]
+    pub client_secret: String,
+    /// The redirect URI registered at the provider. Default: {public_url}/bff/callback
+    #[arg(long, env = "BFF_REDIRECT_URI")]
+    pub redirect_uri: Option<String>,
+    /// Where the provider sends the browser after logout. Default: {public_url}/
+    #[arg(long, env = "BFF_POST_LOGOUT_REDIRECT_URI")]
+    pub post_logout_redirect_uri: Option<String>,
+    /// Scopes to ask for, space-separated.
+    #[arg(long, env = "BFF_SCOPES", default_value = "openid profile email offline_access notes:read notes:write")]
+    pub scopes: String,
+    /// Extra authorization request parameters some providers need, as
+    /// `name=value` (repeatable; e.g. `audience=api://default`).
+    #[arg(long = "authorize-param", env = "BFF_AUTHORIZE_PARAMS", value_delimiter = ',', value_parser = parse_param)]
+    pub authorize_params: Vec<(String, String)>,
+    /// The API's base URL; `/bff/api/{path}` goes to `{api_url}/api/{path}`.
+    #[arg(long, env = "BFF_API_URL", default_value = "http://localhost:4000")]
+    pub api_url: String,
+    /// Session store: `sqlite://path.db`, `memory`, or `redis://host:port`
+    /// (several BFF instances share sessions through Redis).
+    #[arg(long, env = "BFF_SESSION_STORE", default_value = "sqlite://data/bff-sessions.db")]
+    pub session_store: String,
+    /// Key prefix of sessions in Redis.
+    #[arg(long, env = "BFF_REDIS_KEY_PREFIX", default_value = "bff:session:")]
+    pub redis_key_prefix: String,
+    /// A session unused this long ends (seconds).
+    #[arg(long, env = "BFF_SESSION_IDLE_SECONDS", default_value_t = 1800)]
+    pub session_idle_seconds: i64,
+    /// A session ends this long after sign-in, used or not (seconds).
+    #[arg(long, env = "BFF_SESSION_ABSOLUTE_SECONDS", default_value_t = 28800)]
+    pub session_absolute_seconds: i64,
+    /// Log format: `text` for people, `json` for machines.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+fn parse_param(value: &str) -> Result<(String, String), String> {
+    value
+        .split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{value}: expected name=value"))
+}
+
+impl Config {
+    pub fn public_url(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        self.redirect_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/bff/callback", self.public_url()))
+    }
+
+    pub fn post_logout_redirect_uri(&self) -> String {
+        self.post_logout_redirect_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/", self.public_url()))
+    }
+
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scopes.split_whitespace()
+    }
+}

@@ -1,0 +1,128 @@
+//! The OpenID Provider as the BFF knows it: only through discovery, so the
+//! same binary signs in against the mock IdP, Okta, Keycloak or
+//! node-oidc-provider.
+//!
+//! Built on the `openidconnect` crate: discovery, the authorization URL
+//! (step 2), the code exchange (step 6) and ID token validation (OIDC Core
+//! 3.1.3.7). Two metadata fields the crate's core type lacks are read here:
+//! `end_session_endpoint` (RP-Initiated Logout) and
+//! `authorization_response_iss_parameter_supported` (RFC 9207).
+
+use std::time::Duration;
+
+use openidconnect::{
+    AdditionalProviderMetadata, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, ProviderMetadata, RedirectUrl,
+    core::{
+        CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
+        CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+        CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode,
+        CoreResponseType, CoreSubjectIdentifierType,
+    },
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Discovery fields beyond OIDC Discovery 1.0's core set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+pub type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// The client after discovery: an authorization endpoint for sure; token and
+/// userinfo endpoints if the provider has them.
+pub type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What the BFF knows of its provider.
+pub struct Provider {
+    pub client: OidcClient,
+    pub issuer: String,
+    pub extra: ExtraMetadata,
+}
+
+/// Algorithms an ID token may be signed with (openidconnect accepts only
+/// RS256 unless told otherwise). Never `none`, never HMAC with a secret the
+/// BFF shares.
+pub const ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 3] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+];
+
+/// An HTTP client for talking to the provider: no redirects followed
+/// (openidconnect's advice against SSRF), bounded time.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()?)
+}
+
+impl Provider {
+    /// Fetches the discovery document (and JWKS) and builds the client.
+    pub async fn discover(config: &Config, http: &reqwest::Client) -> anyhow::Result<Provider> {
+        let issuer = IssuerUrl::new(config.issuer.clone())
+            .map_err(|e| anyhow::anyhow!("--issuer {}: {e}", config.issuer))?;
+        let metadata = Metadata::discover_async(issuer, http)
+            .await
+            .map_err(|e| anyhow::anyhow!("--issuer {}: discovery failed: {e}", config.issuer))?;
+        let redirect = RedirectUrl::new(config.redirect_uri())
+            .map_err(|e| anyhow::anyhow!("--redirect-uri {}: {e}", config.redirect_uri()))?;
+        let extra = metadata.additional_metadata().clone();
+        let issuer = metadata.issuer().to_string();
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(config.client_id.clone()),
+            Some(ClientSecret::new(config.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect);
+        Ok(Provider {
+            client,
+            issuer,
+            extra,
+        })
+    }
+
+    /// Discovery, retried for a few seconds (the IdP may still be starting).
+    pub async fn discover_with_retry(config: &Config, http: &reqwest::Client) -> anyhow::Result<Provider> {
+        let mut last = None;
+        for _ in 0..20 {
+            match Provider::discover(config, http).await {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("discovery failed")))
+    }
+}

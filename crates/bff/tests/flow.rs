@@ -1,0 +1,126 @@
+//! The whole flow through the BFF, all four actors real and in-process:
+//! a cookie-keeping HTTP client plays the browser, signs in on the IdP's
+//! forms, comes back signed in, and uses its notes through the proxy.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use testkit::{ALICE, BOB, Received, Stack, bff_json, http_client, sign_in_through_bff};
+
+#[tokio::test]
+async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
+    let stack = Stack::start().await;
+    let browser = http_client();
+    let mut received = Received::default();
+
+    // Signed out: the home page offers to sign in; /bff/user says 401.
+    let home = browser.get(stack.bff.url("/")).send().await.unwrap();
+    let (_, _, body) = received.record(home).await;
+    assert!(body.contains("/bff/login"), "signed-out home has a sign-in link");
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    assert_eq!(user.status(), 401);
+
+    let landed = sign_in_through_bff(&browser, &stack, &ALICE, &mut received).await;
+    assert_eq!(landed, stack.bff.url("/"));
+
+    let home = browser.get(stack.bff.url("/")).send().await.unwrap();
+    let (status, headers, body) = received.record(home).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(ALICE.name), "the signed-in page shows the user's name");
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    let (status, _, body) = received.record(user).await;
+    assert_eq!(status, 200);
+    let user: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(user["name"], ALICE.name);
+    assert_eq!(user["email"], ALICE.username);
+    assert!(user["session_expires_at"].as_i64().unwrap() > 0);
+
+    // Notes through the proxy (steps 9-10).
+    let created = bff_json(&browser, Method::POST, &stack.bff.url("/bff/api/notes"))
+        .json(&json!({"text": "buy tea"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = received.record(created).await;
+    assert_eq!(status, 201, "{body}");
+    let note: Value = serde_json::from_str(&body).unwrap();
+    let listed = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/notes")).send().await.unwrap();
+    let (_, _, body) = received.record(listed).await;
+    let notes: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(notes["notes"][0]["text"], "buy tea");
+    let me = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me")).send().await.unwrap();
+    let (_, _, body) = received.record(me).await;
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["sub"], user["sub"]);
+    let deleted = bff_json(
+        &browser,
+        Method::DELETE,
+        &stack.bff.url(&format!("/bff/api/notes/{}", note["id"])),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(deleted.status(), 204);
+
+    // Bob, in another browser, does not see Alice's notes.
+    bff_json(&browser, Method::POST, &stack.bff.url("/bff/api/notes"))
+        .json(&json!({"text": "alice only"}))
+        .send()
+        .await
+        .unwrap();
+    let bob = http_client();
+    sign_in_through_bff(&bob, &stack, &BOB, &mut received).await;
+    let listed = bff_json(&bob, Method::GET, &stack.bff.url("/bff/api/notes")).send().await.unwrap();
+    let (_, _, body) = received.record(listed).await;
+    assert!(!body.contains("alice only"), "bob sees alice's note: {body}");
+}
+
+#[tokio::test]
+async fn the_proxy_answers_502_json_when_the_api_is_down() {
+    let mut stack = Stack::start().await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    stack.api.shutdown().await;
+    let response = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/notes")).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "bad_gateway");
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_sends_the_browser_to_the_idp() {
+    let stack = Stack::start().await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    let home = browser.get(stack.bff.url("/")).send().await.unwrap().text().await.unwrap();
+    let csrf = testkit::form_inputs(&home)["csrf"].clone();
+    let response = browser
+        .post(stack.bff.url("/bff/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let target = testkit::location(&response);
+    assert!(target.starts_with(&stack.idp.url("/v1/logout")), "{target}");
+    let query = testkit::query_of(&target);
+    assert_eq!(query["client_id"], "bff-demo");
+    assert!(!target.contains("id_token_hint"), "no token passes through the browser");
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    assert_eq!(user.status(), 401);
+}
+
+#[tokio::test]
+async fn a_session_in_sqlite_survives_a_bff_restart() {
+    let db = std::env::temp_dir().join(format!("bff-restart-{}.db", testkit::random_string()));
+    let store = format!("sqlite://{}", db.display());
+    let mut stack = Stack::start_with(testkit::mock_idp::Settings::demo(), &["--session-store", &store]).await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    stack.bff.restart().await;
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    assert_eq!(user.status(), 200);
+    let _ = std::fs::remove_file(db);
+}
