@@ -110,6 +110,44 @@ async fn signing_out_ends_the_session_and_sends_the_browser_to_the_idp() {
     assert!(!target.contains("id_token_hint"), "no token passes through the browser");
     let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
     assert_eq!(user.status(), 401);
+
+    // The IdP asks the person to confirm (no id_token_hint), then ends its
+    // own session and sends the browser back to the registered URI.
+    let confirm = browser.get(&target).send().await.unwrap();
+    assert_eq!(confirm.status(), 200);
+    let fields = testkit::form_inputs(&confirm.text().await.unwrap());
+    let back = browser
+        .post(format!("{}/logout/confirm", stack.idp.base_url))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 303);
+    assert_eq!(testkit::location(&back), stack.bff.url("/"));
+
+    // Signing in again asks for the password.
+    let login = browser.get(stack.bff.url("/bff/login")).send().await.unwrap();
+    let authorize = browser.get(testkit::location(&login)).send().await.unwrap();
+    assert!(testkit::location(&authorize).contains("/signin?"), "the IdP session ended");
+}
+
+#[tokio::test]
+async fn the_logout_confirmation_refuses_a_form_from_elsewhere_oidc_rp_initiated_logout_2() {
+    let stack = Stack::start().await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    // Another site's form, without this browser's token.
+    let forged = browser
+        .post(format!("{}/logout/confirm", stack.idp.base_url))
+        .form(&[("csrf", "forged"), ("client_id", "bff-demo")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    // The IdP session still stands: a new login needs no password.
+    let login = browser.get(stack.bff.url("/bff/login")).send().await.unwrap();
+    let authorize = browser.get(testkit::location(&login)).send().await.unwrap();
+    assert!(testkit::location(&authorize).contains("/bff/callback"));
 }
 
 #[tokio::test]

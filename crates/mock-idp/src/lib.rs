@@ -145,6 +145,7 @@ pub fn app(state: AppState) -> Router {
         .route("/signin", get(signin::show).post(signin::submit))
         .route("/signup", get(signin::show_signup).post(signin::submit_signup))
         .route("/consent", get(consent::show).post(consent::submit))
+        .route("/logout/confirm", post(logout::confirm))
         .route("/static/idp.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)

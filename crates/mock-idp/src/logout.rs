@@ -1,9 +1,12 @@
 //! Ending the IdP session.
 //!
-//! - `GET|POST /v1/logout`: OIDC RP-Initiated Logout 1.0. Like Okta, an
-//!   `id_token_hint` is required: it names the client and the session. The
-//!   browser goes back to `post_logout_redirect_uri` only when it is one the
-//!   client registered, to the letter, with `state` echoed (2, 3).
+//! - `GET|POST /v1/logout`: OIDC RP-Initiated Logout 1.0. With a valid
+//!   `id_token_hint` the session ends at once. With only a `client_id` (a
+//!   BFF keeps its ID token away from the browser), the person is asked to
+//!   confirm first (2: "the OP SHOULD ask the End-User whether to log out"),
+//!   so no other site can sign them out. The browser goes back to
+//!   `post_logout_redirect_uri` only when it is one the client registered,
+//!   to the letter, with `state` echoed (2, 3).
 //! - Then OIDC Back-Channel Logout 1.0: every client with a
 //!   `backchannel_logout_uri` that this session signed in to gets a signed
 //!   logout token (2.4), POSTed in the background with bounded retries; a
@@ -14,6 +17,7 @@ use std::time::Duration;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
+    Form as FormBody,
     body::Bytes,
     extract::{RawQuery, State},
     http::{HeaderMap, Method, header},
@@ -23,12 +27,50 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::instrument;
 
-use crate::{AppState, form::Form, keys::Expect, pages::ErrorPage};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    AppState,
+    authorize::with_cookie,
+    form::Form,
+    keys::Expect,
+    pages::ErrorPage,
+    session::{self, BROWSER_COOKIE},
+};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "mock-idp/logged_out.html")]
 pub struct LoggedOutPage {
     pub message: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "mock-idp/logout_confirm.html")]
+pub struct LogoutConfirmPage {
+    pub client_name: String,
+    pub action: String,
+    pub csrf: String,
+    pub client_id: String,
+    pub post_logout_redirect_uri: String,
+    pub state: String,
+}
+
+/// The confirmation form's fields.
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    post_logout_redirect_uri: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// The confirmation form's anti-CSRF token: bound to this browser.
+fn confirm_csrf(browser_id: &str) -> String {
+    crate::digest(&format!("logout-confirm:{browser_id}"))
 }
 
 /// What the logout endpoint reads from an `id_token_hint`.
@@ -84,33 +126,81 @@ pub async fn logout(
         )
     });
     let Some(hint) = hint else {
-        return ErrorPage::bad_request("This sign-out request is not valid", "The application did not say who is signing out (id_token_hint is missing or invalid).", Some("invalid_request"));
+        if form.get("id_token_hint").is_some() {
+            return ErrorPage::bad_request("This sign-out request is not valid", "The id_token_hint is not one this identity provider issued.", Some("invalid_request"));
+        }
+        return ask_to_confirm(&state, &headers, &form);
     };
     if form.get("client_id").is_some_and(|c| c != hint.aud) {
         return ErrorPage::bad_request("This sign-out request is not valid", "client_id does not match the id_token_hint.", Some("invalid_request"));
     }
     // End the browser's session, or else the one the hint names.
-    let session_sid = match crate::session::current(&state, &headers).await {
+    let session_sid = match session::current(&state, &headers).await {
         Some(s) if s.sub == hint.sub => Some(s.sid),
         _ => hint.sid.clone(),
     };
     if let Some(sid) = session_sid {
         end_session(&state, &sid, &hint.sub).await;
     }
-    let client = state.clients.get(&hint.aud);
-    let target = form
-        .get("post_logout_redirect_uri")
-        .filter(|uri| client.is_some_and(|c| c.has_post_logout_redirect_uri(uri)));
+    signed_out(&state, &hint.aud, form.get("post_logout_redirect_uri"), form.get("state"))
+}
+
+/// No `id_token_hint`: ask the person before signing them out.
+fn ask_to_confirm(state: &AppState, headers: &HeaderMap, form: &Form) -> Response {
+    let Some(client) = form.get("client_id").and_then(|id| state.clients.get(id)) else {
+        return ErrorPage::bad_request("This sign-out request is not valid", "The application did not say who it is (client_id or id_token_hint).", Some("invalid_request"));
+    };
+    let (browser, set_browser) = session::browser_id(headers);
+    let page = LogoutConfirmPage {
+        client_name: client.name.clone(),
+        action: "/logout/confirm".into(),
+        csrf: confirm_csrf(&browser),
+        client_id: client.id.clone(),
+        post_logout_redirect_uri: form
+            .get("post_logout_redirect_uri")
+            .filter(|uri| client.has_post_logout_redirect_uri(uri))
+            .unwrap_or_default()
+            .to_owned(),
+        state: form.get("state").unwrap_or_default().to_owned(),
+    };
+    with_cookie(page.into_response(), set_browser)
+}
+
+/// `POST /logout/confirm`: the person confirmed; end their session.
+#[instrument(name = "logout_confirmed", skip_all)]
+pub async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FormBody(form): FormBody<ConfirmForm>,
+) -> Response {
+    let browser = session::read_cookie(&headers, BROWSER_COOKIE).unwrap_or_default();
+    let expected = confirm_csrf(&browser);
+    if browser.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
+        return ErrorPage::bad_request("Sign-out was not confirmed", "This form was not sent by the page the identity provider showed this browser.", Some("invalid_request"));
+    }
+    if let Some(current) = session::current(&state, &headers).await {
+        end_session(&state, &current.sid, &current.sub).await;
+    }
+    let uri = Some(form.post_logout_redirect_uri.as_str()).filter(|u| !u.is_empty());
+    let state_param = Some(form.state.as_str()).filter(|s| !s.is_empty());
+    signed_out(&state, &form.client_id, uri, state_param)
+}
+
+/// The answer once the session is over: back to the client's registered
+/// `post_logout_redirect_uri` with `state`, or a page; the cookie cleared.
+fn signed_out(state: &AppState, client_id: &str, uri: Option<&str>, state_param: Option<&str>) -> Response {
+    let client = state.clients.get(client_id);
+    // RP-Initiated Logout 1.0 3: only a registered URI, to the letter.
+    let target = uri
+        .filter(|uri| client.is_some_and(|c| c.has_post_logout_redirect_uri(uri)))
+        .and_then(|uri| url::Url::parse(uri).ok());
     let mut response = match target {
-        Some(uri) => match url::Url::parse(uri) {
-            Ok(mut url) => {
-                if let Some(s) = form.get("state") {
-                    url.query_pairs_mut().append_pair("state", s);
-                }
-                Redirect::to(url.as_str()).into_response()
+        Some(mut url) => {
+            if let Some(s) = state_param {
+                url.query_pairs_mut().append_pair("state", s);
             }
-            Err(_) => LoggedOutPage { message: "You have been signed out.".into() }.into_response(),
-        },
+            Redirect::to(url.as_str()).into_response()
+        }
         None => LoggedOutPage {
             message: "You have been signed out. You can close this tab.".into(),
         }
@@ -118,7 +208,7 @@ pub async fn logout(
     };
     response
         .headers_mut()
-        .append(header::SET_COOKIE, crate::session::clear());
+        .append(header::SET_COOKIE, session::clear());
     response
 }
 
