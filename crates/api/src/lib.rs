@@ -30,14 +30,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
-use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::{Config, LogFormat};
 
@@ -95,7 +90,7 @@ pub async fn app(config: &Config) -> anyhow::Result<Router> {
 
 /// The routes and middleware around a given state.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/me", get(me::me))
         .merge(notes::routes())
@@ -106,31 +101,12 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
-        ))
-        .layer(
-            ServiceBuilder::new()
-                // Keep the caller's x-request-id, or make one; it is in every
-                // log line of the request and echoed in the response.
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id()),
-        )
-}
-
-/// The span of one request. The path only, never the query string: a
-/// client that wrongly puts `access_token=` in the URL must not get its
-/// token written to our logs.
-fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+        ));
+    // Keep the caller's x-request-id (the BFF sends its own), or make one; it
+    // is in every log line of the request and echoed in the response. The
+    // span has the path only, never the query string: a client that wrongly
+    // puts `access_token=` in the URL must not get its token into our logs.
+    telemetry::layer(router)
 }
 
 /// Bind, serve, and stop gracefully on Ctrl-C or SIGTERM.
@@ -140,31 +116,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     tracing::info!(address = %listener.local_addr()?, issuer = %config.issuer, audience = %config.audience, "api listening");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(telemetry::shutdown_signal())
         .await?;
     tracing::info!("api stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
 }

@@ -8,9 +8,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use tracing_subscriber::EnvFilter;
 
-use api::{Config, LogFormat};
+use api::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,7 +29,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    telemetry::init(match config.log_format {
+        api::LogFormat::Text => "text",
+        api::LogFormat::Json => "json",
+    });
     match api::serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -44,14 +46,4 @@ async fn main() -> ExitCode {
 fn first_line(message: &str) -> &str {
     let line = message.lines().next().unwrap_or(message);
     line.strip_prefix("error: ").unwrap_or(line)
-}
-
-/// `RUST_LOG` filters (default `info`); `--log-format` picks text or JSON.
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

@@ -20,8 +20,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, Nonce, OAuth2TokenResponse, PkceCodeVerifier,
-    TokenResponse,
+    AccessTokenHash, AuthorizationCode, Nonce, OAuth2TokenResponse, PkceCodeVerifier, TokenResponse,
 };
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -71,18 +70,35 @@ impl IntoResponse for CallbackError {
                 "You chose not to let this app use your account, so you are not signed in.",
                 true,
             ),
-            CallbackError::Denied(_) => ErrorPage::response(StatusCode::BAD_REQUEST, "Sign-in did not finish", &self.to_string(), true),
-            CallbackError::Exchange(_) | CallbackError::Session => {
-                ErrorPage::response(StatusCode::BAD_GATEWAY, "Sign-in did not finish", &self.to_string(), true)
-            }
-            _ => ErrorPage::response(StatusCode::BAD_REQUEST, "Sign-in did not finish", &self.to_string(), true),
+            CallbackError::Denied(_) => ErrorPage::response(
+                StatusCode::BAD_REQUEST,
+                "Sign-in did not finish",
+                &self.to_string(),
+                true,
+            ),
+            CallbackError::Exchange(_) | CallbackError::Session => ErrorPage::response(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in did not finish",
+                &self.to_string(),
+                true,
+            ),
+            _ => ErrorPage::response(
+                StatusCode::BAD_REQUEST,
+                "Sign-in did not finish",
+                &self.to_string(),
+                true,
+            ),
         }
     }
 }
 
 /// The redirect URI.
 #[instrument(name = "step5_callback", skip_all)]
-pub async fn callback(State(state): State<AppState>, session: Session, Query(q): Query<CallbackQuery>) -> Response {
+pub async fn callback(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
     // The back button after sign-in replays a used callback: a signed-in
     // person simply goes home instead of meeting an error.
     let already_signed_in = Sessions::signed_in(&session, state.config.session_absolute_seconds)
@@ -98,7 +114,11 @@ pub async fn callback(State(state): State<AppState>, session: Session, Query(q):
     }
 }
 
-async fn handle(state: &AppState, session: &Session, q: CallbackQuery) -> Result<String, CallbackError> {
+async fn handle(
+    state: &AppState,
+    session: &Session,
+    q: CallbackQuery,
+) -> Result<String, CallbackError> {
     // 1. RFC 6749 10.12: state must be one this browser's session holds; used once.
     let pending = match q.state.as_deref() {
         Some(s) => Sessions::take_pending(session, s).await,
@@ -106,7 +126,11 @@ async fn handle(state: &AppState, session: &Session, q: CallbackQuery) -> Result
     }
     .ok_or(CallbackError::UnknownState)?;
     // 2. RFC 9207 2.4: the issuer, when sent or promised, must be ours.
-    let promised = state.provider.extra.authorization_response_iss_parameter_supported == Some(true);
+    let promised = state
+        .provider
+        .extra
+        .authorization_response_iss_parameter_supported
+        == Some(true);
     match q.iss.as_deref() {
         Some(iss) if iss != state.provider.issuer => return Err(CallbackError::WrongIssuer),
         None if promised => return Err(CallbackError::WrongIssuer),
@@ -136,26 +160,36 @@ async fn handle(state: &AppState, session: &Session, q: CallbackQuery) -> Result
         .map_err(|e| CallbackError::IdToken(e.to_string()))?;
     // OIDC Core 3.1.3.8: at_hash binds the access token to the ID token.
     if let Some(expected) = claims.access_token_hash() {
-        let alg = id_token.signing_alg().map_err(|e| CallbackError::IdToken(e.to_string()))?;
+        let alg = id_token
+            .signing_alg()
+            .map_err(|e| CallbackError::IdToken(e.to_string()))?;
         let key = id_token
             .signing_key(&verifier)
             .map_err(|e| CallbackError::IdToken(e.to_string()))?;
         let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
             .map_err(|e| CallbackError::IdToken(e.to_string()))?;
         if actual != *expected {
-            return Err(CallbackError::IdToken("at_hash does not match the access token".into()));
+            return Err(CallbackError::IdToken(
+                "at_hash does not match the access token".into(),
+            ));
         }
     }
     let user = User {
         sub: claims.subject().to_string(),
-        name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+        name: claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.to_string()),
         email: claims.email().map(|e| e.to_string()),
         claims: serde_json::to_value(claims)
             .ok()
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default(),
     };
-    let expires_in = response.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
+    let expires_in = response
+        .expires_in()
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(300);
     let signed_in = SignedIn {
         user,
         tokens: Tokens {
@@ -169,7 +203,10 @@ async fn handle(state: &AppState, session: &Session, q: CallbackQuery) -> Result
     };
 
     // 6. A new session id now that the session carries identity (fixation).
-    session.cycle_id().await.map_err(|_| CallbackError::Session)?;
+    session
+        .cycle_id()
+        .await
+        .map_err(|_| CallbackError::Session)?;
     Sessions::sign_in(session, &signed_in)
         .await
         .map_err(|_| CallbackError::Session)?;

@@ -9,7 +9,12 @@
 use std::net::IpAddr;
 
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "bff", version, about = "Backend-for-frontend: the OAuth client of the Authorization Code + PKCE flow", args_override_self = true)]
+#[command(
+    name = "bff",
+    version,
+    about = "Backend-for-frontend: the OAuth client of the Authorization Code + PKCE flow",
+    args_override_self = true
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "BFF_BIND", default_value = "127.0.0.1")]
@@ -21,13 +26,22 @@ pub struct Config {
     #[arg(long, env = "BFF_PUBLIC_URL", default_value = "http://localhost:3000")]
     pub public_url: String,
     /// The OpenID Provider's issuer URL (discovery is fetched from it).
-    #[arg(long, env = "BFF_ISSUER", default_value = "http://localhost:9000/oauth2/default")]
+    #[arg(
+        long,
+        env = "BFF_ISSUER",
+        default_value = "http://localhost:9000/oauth2/default"
+    )]
     pub issuer: String,
     /// This client's id at the provider.
     #[arg(long, env = "BFF_CLIENT_ID", default_value = "bff-demo")]
     pub client_id: String,
     /// This client's secret at the provider (sent with HTTP Basic).
-    #[arg(long, env = "BFF_CLIENT_SECRET", default_value = "bff-demo-secret", hide_default_value = true)]
+    #[arg(
+        long,
+        env = "BFF_CLIENT_SECRET",
+        default_value = "bff-demo-secret",
+        hide_default_value = true
+    )]
     pub client_secret: String,
     /// The redirect URI registered at the provider. Default: {public_url}/bff/callback
     #[arg(long, env = "BFF_REDIRECT_URI")]
@@ -36,7 +50,11 @@ pub struct Config {
     #[arg(long, env = "BFF_POST_LOGOUT_REDIRECT_URI")]
     pub post_logout_redirect_uri: Option<String>,
     /// Scopes to ask for, space-separated.
-    #[arg(long, env = "BFF_SCOPES", default_value = "openid profile email offline_access notes:read notes:write")]
+    #[arg(
+        long,
+        env = "BFF_SCOPES",
+        default_value = "openid profile email offline_access notes:read notes:write"
+    )]
     pub scopes: String,
     /// Extra authorization request parameters some providers need, as
     /// `name=value` (repeatable; e.g. `audience=api://default`).
@@ -47,7 +65,11 @@ pub struct Config {
     pub api_url: String,
     /// Session store: `sqlite://path.db`, `memory`, or `redis://host:port`
     /// (several BFF instances share sessions through Redis).
-    #[arg(long, env = "BFF_SESSION_STORE", default_value = "sqlite://data/bff-sessions.db")]
+    #[arg(
+        long,
+        env = "BFF_SESSION_STORE",
+        default_value = "sqlite://data/bff-sessions.db"
+    )]
     pub session_store: String,
     /// Key prefix of sessions in Redis.
     #[arg(long, env = "BFF_REDIS_KEY_PREFIX", default_value = "bff:session:")]

@@ -27,8 +27,9 @@ pub mod user;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Router, middleware,
+    Router,
     http::{HeaderValue, header},
+    middleware,
     routing::{any, get, post},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -75,7 +76,7 @@ fn router(state: AppState, store: Store) -> Router {
         .route("/bff/user", get(user::user))
         .route("/bff/api/{*path}", any(proxy::proxy))
         .route_layer(middleware::from_fn(csrf::require_header));
-    Router::new()
+    let router = Router::new()
         .route("/", get(pages::home))
         .route("/bff/login", get(login::login))
         .route("/bff/callback", get(callback::callback))
@@ -105,33 +106,33 @@ fn router(state: AppState, store: Store) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
-        ))
+        ));
+    telemetry::layer(router)
 }
 
 /// Binds, builds and serves until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((config.bind, config.port))
         .await
-        .map_err(|e| anyhow::anyhow!("--port {}: cannot listen on {}:{}: {e}", config.port, config.bind, config.port))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--port {}: cannot listen on {}:{}: {e}",
+                config.port,
+                config.bind,
+                config.port
+            )
+        })?;
     let router = app(&config).await?;
-    tracing::info!("BFF listening on {} (http://{}:{})", config.public_url(), config.bind, config.port);
+    tracing::info!(
+        "BFF listening on {} (http://{}:{})",
+        config.public_url(),
+        config.bind,
+        config.port
+    );
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(telemetry::shutdown_signal())
         .await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 /// Seconds since the Unix epoch.

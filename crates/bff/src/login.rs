@@ -12,9 +12,7 @@ use axum::{
     extract::{Query, State},
     response::{IntoResponse, Redirect, Response},
 };
-use openidconnect::{
-    CsrfToken, Nonce, PkceCodeChallenge, Scope, core::CoreAuthenticationFlow,
-};
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, Scope, core::CoreAuthenticationFlow};
 use serde::Deserialize;
 use tower_sessions::Session;
 use tracing::instrument;
@@ -59,7 +57,11 @@ pub fn safe_return_url(raw: Option<&str>) -> String {
 
 /// Steps 1-2: start a login.
 #[instrument(name = "step1_2_login", skip_all)]
-pub async fn login(State(state): State<AppState>, session: Session, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let return_url = safe_return_url(q.return_url.as_deref());
     // Step 1: verifier (32 random bytes, 43 characters) and its S256 challenge.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -102,8 +104,15 @@ mod tests {
             assert_eq!(safe_return_url(Some(good)), good);
         }
         for bad in [
-            "https://evil.example/", "//evil.example/", "/\\evil.example", "\\\\evil.example",
-            "javascript:alert(1)", "evil.example", "/\tevil", "http:/evil.example", "",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "/\tevil",
+            "http:/evil.example",
+            "",
         ] {
             assert_eq!(safe_return_url(Some(bad)), "/", "{bad:?}");
         }

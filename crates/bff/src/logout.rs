@@ -28,7 +28,9 @@ pub async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(signed_in) = Sessions::signed_in(&session, state.config.session_absolute_seconds).await else {
+    let Some(signed_in) =
+        Sessions::signed_in(&session, state.config.session_absolute_seconds).await
+    else {
         // Nobody to sign out: just go home.
         return Redirect::to("/").into_response();
     };
@@ -62,7 +64,10 @@ pub async fn logout(
     };
     url.query_pairs_mut()
         .append_pair("client_id", &state.config.client_id)
-        .append_pair("post_logout_redirect_uri", &state.config.post_logout_redirect_uri());
+        .append_pair(
+            "post_logout_redirect_uri",
+            &state.config.post_logout_redirect_uri(),
+        );
     Redirect::to(url.as_str()).into_response()
 }
 
@@ -79,7 +84,10 @@ async fn revoke(state: &AppState, refresh_token: &str) {
             form_encode(&state.config.client_id),
             Some(form_encode(&state.config.client_secret)),
         )
-        .form(&[("token", refresh_token), ("token_type_hint", "refresh_token")])
+        .form(&[
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+        ])
         .send()
         .await;
     match result {

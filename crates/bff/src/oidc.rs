@@ -16,8 +16,8 @@ use openidconnect::{
     core::{
         CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
         CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
-        CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode,
-        CoreResponseType, CoreSubjectIdentifierType,
+        CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
+        CoreSubjectIdentifierType,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,10 @@ impl Provider {
     }
 
     /// Discovery, retried for a few seconds (the IdP may still be starting).
-    pub async fn discover_with_retry(config: &Config, http: &reqwest::Client) -> anyhow::Result<Provider> {
+    pub async fn discover_with_retry(
+        config: &Config,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Provider> {
         let mut last = None;
         for _ in 0..20 {
             match Provider::discover(config, http).await {

@@ -129,9 +129,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 pub async fn stylesheet() -> Response {
-    asset("text/css; charset=utf-8", include_str!("../../../static/app.css"))
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../../static/app.css"),
+    )
 }
 
 pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", include_str!("../../../static/app.js"))
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/app.js"),
+    )
 }

@@ -42,7 +42,11 @@ const RESPONSE_HEADERS: [HeaderName; 7] = [
 ];
 
 fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(json!({"error": error, "error_description": description}))).into_response()
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
 }
 
 fn copy(from: &HeaderMap, to: &mut HeaderMap, allowed: &[HeaderName]) {
@@ -60,7 +64,9 @@ pub async fn proxy(
     Path(path): Path<String>,
     request: Request,
 ) -> Response {
-    let Some(signed_in) = Sessions::signed_in(&session, state.config.session_absolute_seconds).await else {
+    let Some(signed_in) =
+        Sessions::signed_in(&session, state.config.session_absolute_seconds).await
+    else {
         return json_error(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first");
     };
     // No climbing out of /api/ with dot segments.
@@ -87,7 +93,11 @@ pub async fn proxy(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "the API is unreachable");
-            return json_error(StatusCode::BAD_GATEWAY, "bad_gateway", "the API is unreachable");
+            return json_error(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the API is unreachable",
+            );
         }
     };
     tracing::info!(status = %upstream.status(), "step10_api_answered");
@@ -97,5 +107,11 @@ pub async fn proxy(
     }
     response
         .body(Body::from_stream(upstream.bytes_stream()))
-        .unwrap_or_else(|_| json_error(StatusCode::BAD_GATEWAY, "bad_gateway", "bad answer from the API"))
+        .unwrap_or_else(|_| {
+            json_error(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "bad answer from the API",
+            )
+        })
 }

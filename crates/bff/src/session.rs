@@ -97,7 +97,10 @@ impl Sessions {
         pending.push(login);
         let excess = pending.len().saturating_sub(MAX_PENDING);
         pending.drain(..excess);
-        session.insert(PENDING_KEY, pending).await.map_err(to_store_error)
+        session
+            .insert(PENDING_KEY, pending)
+            .await
+            .map_err(to_store_error)
     }
 
     /// Takes the login attempt with this `state`: one use only.
@@ -201,9 +204,9 @@ impl Store {
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_path("/")
-            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::seconds(
-                idle_seconds,
-            )))
+            .with_expiry(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::seconds(idle_seconds),
+            ))
     }
 }
 
@@ -252,7 +255,9 @@ pub struct RedisStore {
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -337,7 +342,9 @@ const CACHE_CAPACITY: usize = 10_000;
 
 impl<S: fmt::Debug> fmt::Debug for Cached<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cached").field("inner", &self.inner).finish()
+        f.debug_struct("Cached")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 

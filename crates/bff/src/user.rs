@@ -15,7 +15,11 @@ use crate::{AppState, session::Sessions};
 pub async fn user(State(state): State<AppState>, session: Session) -> Response {
     let absolute = state.config.session_absolute_seconds;
     let Some(signed_in) = Sessions::signed_in(&session, absolute).await else {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "not_signed_in"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "not_signed_in"})),
+        )
+            .into_response();
     };
     let idle_end = session.expiry_date().unix_timestamp();
     let absolute_end = signed_in.signed_in_at + absolute;

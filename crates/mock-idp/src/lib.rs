@@ -3,8 +3,9 @@
 //!
 //! Paths hang below the issuer (`http://localhost:9000/oauth2/default` by
 //! default), as Okta lays them out; the pages a person sees (sign-in,
-//! registration, consent) live at the root. See `ARCHITECTURE.md` for the
-//! map of modules and the invariants they keep.
+//! registration, consent, and the list of apps they let in) live at the
+//! root. See `ARCHITECTURE.md` for the map of modules and the invariants
+//! they keep.
 
 pub mod authorize;
 pub mod clients;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod consent;
 pub mod discovery;
 pub mod form;
+pub mod grants;
 pub mod interaction;
 pub mod introspect;
 pub mod keys;
@@ -90,7 +92,14 @@ impl AppState {
         let longest_token = lifetimes
             .access_token_seconds
             .max(lifetimes.id_token_seconds)
-            .max(settings.clients.iter().filter_map(|c| c.access_token_seconds).max().unwrap_or(0));
+            .max(
+                settings
+                    .clients
+                    .iter()
+                    .filter_map(|c| c.access_token_seconds)
+                    .max()
+                    .unwrap_or(0),
+            );
         let keys = Keys::load(&store, signing_alg, longest_token as i64).await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -116,18 +125,27 @@ impl AppState {
 }
 
 /// The whole IdP as a router: protocol endpoints below the issuer's path,
-/// pages at the root.
+/// pages at the root (sign-in, registration, consent, the person's grants).
 pub fn app(state: AppState) -> Router {
     let issuer_path = url::Url::parse(&state.issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
     let protocol = Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/.well-known/oauth-authorization-server", get(discovery::openid_configuration))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::openid_configuration),
+        )
         .route("/v1/keys", get(discovery::jwks))
         .route("/v1/authorize", get(authorize::authorize))
         .route("/v1/token", post(token::token))
-        .route("/v1/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route(
+            "/v1/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         .route("/v1/revoke", post(revoke::revoke))
         .route("/v1/introspect", post(introspect::introspect))
         .route("/v1/logout", get(logout::logout).post(logout::logout));
@@ -140,11 +158,16 @@ pub fn app(state: AppState) -> Router {
             get(discovery::openid_configuration),
         )
     };
-    Router::new()
+    let router = Router::new()
         .merge(protocol)
         .route("/signin", get(signin::show).post(signin::submit))
-        .route("/signup", get(signin::show_signup).post(signin::submit_signup))
+        .route(
+            "/signup",
+            get(signin::show_signup).post(signin::submit_signup),
+        )
         .route("/consent", get(consent::show).post(consent::submit))
+        .route(grants::PATH, get(grants::show))
+        .route(grants::REVOKE_PATH, post(grants::revoke))
         .route("/logout/confirm", post(logout::confirm))
         .route("/static/idp.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
@@ -170,7 +193,8 @@ pub fn app(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("cache-control"),
             HeaderValue::from_static("no-store"),
-        ))
+        ));
+    telemetry::layer(router)
 }
 
 /// Binds, builds and serves the IdP until Ctrl-C or SIGTERM.
@@ -178,15 +202,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = config.settings()?;
     let listener = tokio::net::TcpListener::bind((config.bind, config.port))
         .await
-        .map_err(|e| anyhow::anyhow!("--port {}: cannot listen on {}:{}: {e}", config.port, config.bind, config.port))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--port {}: cannot listen on {}:{}: {e}",
+                config.port,
+                config.bind,
+                config.port
+            )
+        })?;
     let port = listener.local_addr()?.port();
     let issuer = config.issuer(port);
-    let state = AppState::new(issuer.clone(), settings, &config.database_url, &config.signing_alg).await?;
+    let state = AppState::new(
+        issuer.clone(),
+        settings,
+        &config.database_url,
+        &config.signing_alg,
+    )
+    .await?;
     tokio::spawn(prune_forever(state.store.clone()));
     tracing::info!(%issuer, "mock IdP listening on http://{}:{port}", config.bind);
+    let store = state.store.clone();
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(telemetry::shutdown_signal())
         .await?;
+    // In-flight requests are done: flush SQLite's write-ahead log.
+    store.close().await;
     Ok(())
 }
 
@@ -198,22 +238,6 @@ async fn prune_forever(store: Store) {
             tracing::warn!(error = %e, "pruning the store failed");
         }
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 /// Seconds since the Unix epoch.

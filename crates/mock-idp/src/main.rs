@@ -8,7 +8,7 @@ use mock_idp::{Cli, Command};
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    init_tracing(&cli.config.log_format);
+    telemetry::init(&cli.config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => mock_idp::serve(cli.config).await,
         Command::HashPassword => hash_password(),
@@ -17,17 +17,6 @@ async fn main() {
     if let Err(e) = result {
         eprintln!("mock-idp: {e:#}");
         std::process::exit(2);
-    }
-}
-
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -45,7 +34,13 @@ fn hash_password() -> anyhow::Result<()> {
 
 async fn rotate_keys(config: mock_idp::Config) -> anyhow::Result<()> {
     let settings = config.settings()?;
-    let state = mock_idp::AppState::new(config.issuer(config.port), settings, &config.database_url, &config.signing_alg).await?;
+    let state = mock_idp::AppState::new(
+        config.issuer(config.port),
+        settings,
+        &config.database_url,
+        &config.signing_alg,
+    )
+    .await?;
     let kid = state.rotate_keys(&config.signing_alg).await?;
     println!("new signing key {kid}; restart a running IdP to sign with it");
     Ok(())

@@ -179,6 +179,11 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Closes the pool (on shutdown), checkpointing the write-ahead log.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     // ---- users -------------------------------------------------------
 
     /// Users from the config file: inserted, or updated to match the file.
@@ -251,7 +256,11 @@ impl Store {
     // ---- consents ----------------------------------------------------
 
     /// The scopes this user has already granted this client.
-    pub async fn consented_scopes(&self, sub: &str, client_id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn consented_scopes(
+        &self,
+        sub: &str,
+        client_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let row = sqlx::query("SELECT scopes FROM consents WHERE sub = ? AND client_id = ?")
             .bind(sub)
             .bind(client_id)
@@ -264,7 +273,12 @@ impl Store {
     }
 
     /// Remembers a consent: the union of what was granted before and now.
-    pub async fn grant_consent(&self, sub: &str, client_id: &str, scopes: &[String]) -> Result<(), StoreError> {
+    pub async fn grant_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        scopes: &[String],
+    ) -> Result<(), StoreError> {
         let mut all = self.consented_scopes(sub, client_id).await?;
         for s in scopes {
             if !all.contains(s) {
@@ -286,11 +300,16 @@ impl Store {
 
     /// Every consent of a user: (client_id, scopes, granted_at).
     pub async fn consents_of(&self, sub: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT client_id, scopes, granted_at FROM consents WHERE sub = ? ORDER BY client_id")
-            .bind(sub)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        let rows = sqlx::query(
+            "SELECT client_id, scopes, granted_at FROM consents WHERE sub = ? ORDER BY client_id",
+        )
+        .bind(sub)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     pub async fn revoke_consent(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
@@ -305,9 +324,11 @@ impl Store {
     // ---- signing keys ------------------------------------------------
 
     pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query("SELECT alg, private_pem, retired_at FROM signing_keys ORDER BY created_at, rowid")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT alg, private_pem, retired_at FROM signing_keys ORDER BY created_at, rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| StoredKey {
@@ -318,38 +339,59 @@ impl Store {
             .collect())
     }
 
-    pub async fn insert_signing_key(&self, kid: &str, alg: &str, pem: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)")
-            .bind(kid)
-            .bind(alg)
-            .bind(pem)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+    pub async fn insert_signing_key(
+        &self,
+        kid: &str,
+        alg: &str,
+        pem: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(kid)
+        .bind(alg)
+        .bind(pem)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Retires the active key and adds a new one, in one transaction.
-    pub async fn rotate_signing_key(&self, kid: &str, alg: &str, pem: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn rotate_signing_key(
+        &self,
+        kid: &str,
+        alg: &str,
+        pem: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)")
-            .bind(kid)
-            .bind(alg)
-            .bind(pem)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(kid)
+        .bind(alg)
+        .bind(pem)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     // ---- browser sessions ---------------------------------------------
 
-    pub async fn insert_session(&self, cookie_hash: &str, session: &Session, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn insert_session(
+        &self,
+        cookie_hash: &str,
+        session: &Session,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO sessions (cookie_hash, sid, sub, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(cookie_hash)
             .bind(&session.sid)
@@ -362,11 +404,13 @@ impl Store {
     }
 
     pub async fn session(&self, cookie_hash: &str) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query("SELECT sid, sub, auth_time FROM sessions WHERE cookie_hash = ? AND expires_at > ?")
-            .bind(cookie_hash)
-            .bind(crate::now())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT sid, sub, auth_time FROM sessions WHERE cookie_hash = ? AND expires_at > ?",
+        )
+        .bind(cookie_hash)
+        .bind(crate::now())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| Session {
             sid: r.get(0),
             sub: r.get(1),
@@ -396,11 +440,13 @@ impl Store {
 
     /// Records that a session signed in to a client (for back-channel logout).
     pub async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO session_clients (sid, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(sid)
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO session_clients (sid, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(sid)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -426,7 +472,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, StoreError> {
+    pub async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshToken>, StoreError> {
         let row = sqlx::query(
             "SELECT family_id, client_id, sub, scope, sid, auth_time, expires_at, family_expires_at,
                     rotated_at, revoked FROM refresh_tokens WHERE token_hash = ?",
