@@ -88,13 +88,19 @@ impl AuthRequest {
         };
         let client_id = find("client_id").ok_or_else(|| untrusted("client_id is missing"))?;
         let client = state.clients.get(&client_id).ok_or_else(|| {
-            AuthorizeError::Untrusted("invalid_client", "this application is not registered".into())
+            AuthorizeError::Untrusted(
+                "invalid_client",
+                "this application is not registered".into(),
+            )
         })?;
         // OIDC Core 3.1.2.1: redirect_uri is required.
-        let redirect_uri = find("redirect_uri").ok_or_else(|| untrusted("redirect_uri is missing"))?;
+        let redirect_uri =
+            find("redirect_uri").ok_or_else(|| untrusted("redirect_uri is missing"))?;
         // RFC 9700 4.1.3: exact string match against the registered URIs.
         if !client.has_redirect_uri(&redirect_uri) {
-            return Err(untrusted("redirect_uri is not registered for this application"));
+            return Err(untrusted(
+                "redirect_uri is not registered for this application",
+            ));
         }
 
         // 2. From here on, errors go back to the client.
@@ -112,24 +118,41 @@ impl AuthRequest {
                 fail("invalid_request", &e.to_string())
             }
         })?;
-        if state_param.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
+        if state_param
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_STATE_LEN)
+        {
             return Err(fail("invalid_request", "state is too long"));
         }
         // RFC 6749 4.1.1: response_type=code, the only one supported.
         match form.get("response_type") {
             None => return Err(fail("invalid_request", "response_type is missing")),
             Some("code") => {}
-            Some(_) => return Err(fail("unsupported_response_type", "only response_type=code is supported")),
+            Some(_) => {
+                return Err(fail(
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                ));
+            }
         }
         if form.get("response_mode").is_some_and(|m| m != "query") {
-            return Err(fail("invalid_request", "only response_mode=query is supported"));
+            return Err(fail(
+                "invalid_request",
+                "only response_mode=query is supported",
+            ));
         }
         // OIDC Core 6: request objects are not supported.
         if form.get("request").is_some() {
-            return Err(fail("request_not_supported", "request objects are not supported"));
+            return Err(fail(
+                "request_not_supported",
+                "request objects are not supported",
+            ));
         }
         if form.get("request_uri").is_some() {
-            return Err(fail("request_uri_not_supported", "request_uri is not supported"));
+            return Err(fail(
+                "request_uri_not_supported",
+                "request_uri is not supported",
+            ));
         }
         // RFC 7636 4.4.1, RFC 9700 2.1.1: PKCE with S256, required.
         let challenge = CodeChallenge::from_request(
@@ -146,7 +169,10 @@ impl AuthRequest {
             .map(str::to_owned)
             .collect();
         if let Some(bad) = scopes.iter().find(|s| !client.allows_scope(s)) {
-            return Err(fail("invalid_scope", &format!("scope {bad} is not allowed for this application")));
+            return Err(fail(
+                "invalid_scope",
+                &format!("scope {bad} is not allowed for this application"),
+            ));
         }
         let nonce = form.get("nonce").map(str::to_owned);
         if nonce.as_ref().is_some_and(|n| n.len() > MAX_STATE_LEN) {
@@ -154,14 +180,13 @@ impl AuthRequest {
         }
         // OIDC Core 3.1.2.1: prompt and max_age.
         let prompt = parse_prompt(form.get("prompt")).map_err(|d| fail("invalid_request", d))?;
-        let max_age = match form.get("max_age") {
-            None => None,
-            Some(v) => Some(
-                v.parse::<u32>()
-                    .map_err(|_| fail("invalid_request", "max_age must be a non-negative integer"))?
-                    as i64,
-            ),
-        };
+        let max_age =
+            match form.get("max_age") {
+                None => None,
+                Some(v) => Some(v.parse::<u32>().map_err(|_| {
+                    fail("invalid_request", "max_age must be a non-negative integer")
+                })? as i64),
+            };
         Ok(AuthRequest {
             client_id,
             redirect_uri,
@@ -232,7 +257,10 @@ impl Reply {
     }
 
     pub fn error(&self, issuer: &str, error: &str, description: &str) -> Response {
-        let url = self.url(issuer, &[("error", error), ("error_description", description)]);
+        let url = self.url(
+            issuer,
+            &[("error", error), ("error_description", description)],
+        );
         Redirect::to(&url).into_response()
     }
 
@@ -244,9 +272,11 @@ impl Reply {
 impl IntoResponse for AuthorizeErrorResponse {
     fn into_response(self) -> Response {
         match self.error {
-            AuthorizeError::Untrusted(code, description) => {
-                ErrorPage::bad_request("This sign-in request is not valid", &description, Some(code))
-            }
+            AuthorizeError::Untrusted(code, description) => ErrorPage::bad_request(
+                "This sign-in request is not valid",
+                &description,
+                Some(code),
+            ),
             AuthorizeError::Redirect(reply, error, description) => {
                 reply.error(&self.issuer, error, &description)
             }
@@ -285,11 +315,11 @@ pub async fn authorize(
     let (browser, set_browser) = crate::session::browser_id(&headers);
     let response = match session {
         // OIDC Core 3.1.2.6: prompt=none and nobody signed in.
-        None if request.prompt.none => request.reply().error(
-            &state.issuer,
-            "login_required",
-            "the user is not signed in",
-        ),
+        None if request.prompt.none => {
+            request
+                .reply()
+                .error(&state.issuer, "login_required", "the user is not signed in")
+        }
         // Step 3: to the sign-in page.
         None => {
             let tx = state.interactions.start(request, &browser);

@@ -173,7 +173,11 @@ impl Clients {
                 if form.get("client_id").is_some_and(|f| f != id) {
                     return Err(ClientAuthError::Malformed("client_id does not match"));
                 }
-                (id.as_str(), Some(secret.as_str()), AuthMethod::ClientSecretBasic)
+                (
+                    id.as_str(),
+                    Some(secret.as_str()),
+                    AuthMethod::ClientSecretBasic,
+                )
             }
             (None, Some(secret)) => {
                 let id = form
@@ -182,22 +186,21 @@ impl Clients {
                 (id, Some(secret), AuthMethod::ClientSecretPost)
             }
             (None, None) => {
-                let id = form.get("client_id").ok_or(ClientAuthError::Unauthenticated)?;
+                let id = form
+                    .get("client_id")
+                    .ok_or(ClientAuthError::Unauthenticated)?;
                 (id, None, AuthMethod::None)
             }
         };
-        let used_basic = method == AuthMethod::ClientSecretBasic;
-        let client = self
-            .get(client_id)
-            .ok_or(ClientAuthError::Failed { used_basic })?;
+        let client = self.get(client_id).ok_or(ClientAuthError::Failed)?;
         // Only the method the client registered is accepted.
         if client.auth_method != method {
-            return Err(ClientAuthError::Failed { used_basic });
+            return Err(ClientAuthError::Failed);
         }
         if let Some(secret) = secret
             && !client.secret_matches(secret)
         {
-            return Err(ClientAuthError::Failed { used_basic });
+            return Err(ClientAuthError::Failed);
         }
         Ok(client)
     }
@@ -211,7 +214,7 @@ pub enum ClientAuthError {
     #[error("client authentication is required")]
     Unauthenticated,
     #[error("client authentication failed")]
-    Failed { used_basic: bool },
+    Failed,
 }
 
 /// RFC 6749 2.3.1: `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
@@ -220,20 +223,31 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Cl
         return Ok(None);
     };
     let bad = ClientAuthError::Malformed("malformed Basic authorization header");
-    let value = value.to_str().map_err(|_| ClientAuthError::Malformed("malformed authorization header"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ClientAuthError::Malformed("malformed authorization header"))?;
     let Some((scheme, encoded)) = value.split_once(' ') else {
         return Err(bad);
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(ClientAuthError::Malformed("only Basic client authentication is supported"));
+        return Err(ClientAuthError::Malformed(
+            "only Basic client authentication is supported",
+        ));
     }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
-    let decoded = String::from_utf8(decoded).map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
     let Some((id, secret)) = decoded.split_once(':') else {
         return Err(bad);
     };
-    let id = form_decode(id).ok_or(ClientAuthError::Malformed("malformed Basic authorization header"))?;
-    let secret = form_decode(secret).ok_or(ClientAuthError::Malformed("malformed Basic authorization header"))?;
+    let id = form_decode(id).ok_or(ClientAuthError::Malformed(
+        "malformed Basic authorization header",
+    ))?;
+    let secret = form_decode(secret).ok_or(ClientAuthError::Malformed(
+        "malformed Basic authorization header",
+    ))?;
     Ok(Some((id, secret)))
 }
 

@@ -44,6 +44,8 @@ struct Entry {
     grant: Grant,
     expires_at: Instant,
     redeemed: Option<Issued>,
+    /// Presented again after its first redemption.
+    replayed: bool,
 }
 
 /// The outcome of presenting a code at the token endpoint.
@@ -85,6 +87,7 @@ impl Codes {
                 grant,
                 expires_at: now + self.lifetime,
                 redeemed: None,
+                replayed: false,
             },
         );
         code
@@ -99,6 +102,7 @@ impl Codes {
             return Redeemed::Invalid;
         };
         if let Some(issued) = &entry.redeemed {
+            entry.replayed = true;
             return Redeemed::Replayed(issued.clone());
         }
         if Instant::now() >= entry.expires_at {
@@ -110,5 +114,13 @@ impl Codes {
         };
         entry.redeemed = Some(issued.clone());
         Redeemed::Fresh(entry.grant.clone(), issued)
+    }
+
+    /// Whether the code was presented again after its first redemption.
+    /// The first exchange asks once its tokens are stored: a replay that
+    /// raced it revoked their family before the refresh token existed.
+    pub fn was_replayed(&self, code: &str) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(code).is_some_and(|e| e.replayed)
     }
 }

@@ -19,7 +19,11 @@ pub const DEFAULT_SETTINGS: &str = include_str!("../config/default.toml");
 pub const DEFAULT_AUDIENCE: &str = "api://default";
 
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "mock-idp", version, about = "A mock OpenID Provider shaped like an Okta custom authorization server")]
+#[command(
+    name = "mock-idp",
+    version,
+    about = "A mock OpenID Provider shaped like an Okta custom authorization server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -39,31 +43,38 @@ pub enum Command {
     RotateKeys,
 }
 
+/// The options of every subcommand; `global` so that they may also follow
+/// it (`mock-idp rotate-keys --database-url ...`) and show in its `--help`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "IDP_BIND", default_value = "127.0.0.1")]
+    #[arg(long, global = true, env = "IDP_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
     /// Port to listen on (0 picks a free one).
-    #[arg(long, env = "IDP_PORT", default_value_t = 9000)]
+    #[arg(long, global = true, env = "IDP_PORT", default_value_t = 9000)]
     pub port: u16,
     /// Issuer URL. Paths of every endpoint hang below it, as in Okta.
     /// Default: http://localhost:{port}/oauth2/default
-    #[arg(long, env = "IDP_ISSUER")]
+    #[arg(long, global = true, env = "IDP_ISSUER")]
     pub issuer: Option<String>,
     /// TOML file of users, clients and token lifetimes (default: the built-in
     /// demo configuration).
-    #[arg(long, env = "IDP_CONFIG")]
+    #[arg(long, global = true, env = "IDP_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where registered users, consents, sessions, refresh tokens and signing
     /// keys are kept: `sqlite://path/to/file.db` or `sqlite::memory:`.
-    #[arg(long, env = "IDP_DATABASE_URL", default_value = "sqlite://data/mock-idp.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "IDP_DATABASE_URL",
+        default_value = "sqlite://data/mock-idp.db"
+    )]
     pub database_url: String,
     /// Algorithm of newly made signing keys.
-    #[arg(long, env = "IDP_SIGNING_ALG", default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    #[arg(long, global = true, env = "IDP_SIGNING_ALG", default_value = "RS256", value_parser = ["RS256", "ES256"])]
     pub signing_alg: String,
     /// Log format: `text` for people, `json` for machines.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
 

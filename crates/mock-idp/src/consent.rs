@@ -80,7 +80,11 @@ pub async fn show(
         Err(e) => return ErrorPage::interaction(&e),
     };
     let Some(session) = session::current(&state, &headers).await else {
-        return ErrorPage::bad_request("You are not signed in", "Go back to the application and sign in again.", Some("login_required"));
+        return ErrorPage::bad_request(
+            "You are not signed in",
+            "Go back to the application and sign in again.",
+            Some("login_required"),
+        );
     };
     let user_name = match state.store.user_by_sub(&session.sub).await {
         Ok(Some(u)) => u.name,
@@ -117,12 +121,19 @@ pub async fn submit(
     Form(form): Form<ConsentForm>,
 ) -> Response {
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    let interaction = match state.interactions.check_form(&form.tx, browser.as_deref(), &form.csrf) {
+    let interaction = match state
+        .interactions
+        .check_form(&form.tx, browser.as_deref(), &form.csrf)
+    {
         Ok(i) => i,
         Err(e) => return ErrorPage::interaction(&e),
     };
     let Some(session) = session::current(&state, &headers).await else {
-        return ErrorPage::bad_request("You are not signed in", "Go back to the application and sign in again.", Some("login_required"));
+        return ErrorPage::bad_request(
+            "You are not signed in",
+            "Go back to the application and sign in again.",
+            Some("login_required"),
+        );
     };
     let request = interaction.request;
     match form.decision.as_str() {
@@ -143,8 +154,16 @@ pub async fn submit(
             state.interactions.finish(&form.tx);
             tracing::info!(client_id = %request.client_id, "consent denied");
             // RFC 6749 4.1.2.1: the resource owner denied the request.
-            request.reply().error(&state.issuer, "access_denied", "the user denied the request")
+            request.reply().error(
+                &state.issuer,
+                "access_denied",
+                "the user denied the request",
+            )
         }
-        _ => ErrorPage::bad_request("Choose Allow or Deny", "The form was sent without a decision.", Some("invalid_request")),
+        _ => ErrorPage::bad_request(
+            "Choose Allow or Deny",
+            "The form was sent without a decision.",
+            Some("invalid_request"),
+        ),
     }
 }

@@ -23,7 +23,11 @@ use crate::{
     userinfo::verify_access_token,
 };
 
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match handle(&state, &headers, &body).await {
         Ok(answer) => (no_store(), Json(answer)).into_response(),
         Err(e) => e.into_response(),
@@ -34,7 +38,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Va
     let form = read_form(headers, body)?;
     let client = state.clients.authenticate(headers, &form)?;
     if client.auth_method == AuthMethod::None {
-        return Err(TokenError::InvalidClient { used_basic: false });
+        return Err(TokenError::InvalidClient);
     }
     let token = form
         .get("token")

@@ -191,10 +191,7 @@ impl Keys {
     }
 
     fn snapshot(&self) -> Vec<Entry> {
-        self.inner
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The key that signs now: the newest one not retired.

@@ -111,7 +111,11 @@ pub async fn logout(
         query.unwrap_or_default()
     };
     let Ok(form) = Form::parse(&raw) else {
-        return ErrorPage::bad_request("This sign-out request is not valid", "The request parameters are malformed or repeated.", Some("invalid_request"));
+        return ErrorPage::bad_request(
+            "This sign-out request is not valid",
+            "The request parameters are malformed or repeated.",
+            Some("invalid_request"),
+        );
     };
     let hint: Option<Hint> = form.get("id_token_hint").and_then(|t| {
         state.keys.verify(
@@ -127,12 +131,20 @@ pub async fn logout(
     });
     let Some(hint) = hint else {
         if form.get("id_token_hint").is_some() {
-            return ErrorPage::bad_request("This sign-out request is not valid", "The id_token_hint is not one this identity provider issued.", Some("invalid_request"));
+            return ErrorPage::bad_request(
+                "This sign-out request is not valid",
+                "The id_token_hint is not one this identity provider issued.",
+                Some("invalid_request"),
+            );
         }
         return ask_to_confirm(&state, &headers, &form);
     };
     if form.get("client_id").is_some_and(|c| c != hint.aud) {
-        return ErrorPage::bad_request("This sign-out request is not valid", "client_id does not match the id_token_hint.", Some("invalid_request"));
+        return ErrorPage::bad_request(
+            "This sign-out request is not valid",
+            "client_id does not match the id_token_hint.",
+            Some("invalid_request"),
+        );
     }
     // End the browser's session, or else the one the hint names.
     let session_sid = match session::current(&state, &headers).await {
@@ -142,13 +154,22 @@ pub async fn logout(
     if let Some(sid) = session_sid {
         end_session(&state, &sid, &hint.sub).await;
     }
-    signed_out(&state, &hint.aud, form.get("post_logout_redirect_uri"), form.get("state"))
+    signed_out(
+        &state,
+        &hint.aud,
+        form.get("post_logout_redirect_uri"),
+        form.get("state"),
+    )
 }
 
 /// No `id_token_hint`: ask the person before signing them out.
 fn ask_to_confirm(state: &AppState, headers: &HeaderMap, form: &Form) -> Response {
     let Some(client) = form.get("client_id").and_then(|id| state.clients.get(id)) else {
-        return ErrorPage::bad_request("This sign-out request is not valid", "The application did not say who it is (client_id or id_token_hint).", Some("invalid_request"));
+        return ErrorPage::bad_request(
+            "This sign-out request is not valid",
+            "The application did not say who it is (client_id or id_token_hint).",
+            Some("invalid_request"),
+        );
     };
     let (browser, set_browser) = session::browser_id(headers);
     let page = LogoutConfirmPage {
@@ -176,7 +197,11 @@ pub async fn confirm(
     let browser = session::read_cookie(&headers, BROWSER_COOKIE).unwrap_or_default();
     let expected = confirm_csrf(&browser);
     if browser.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return ErrorPage::bad_request("Sign-out was not confirmed", "This form was not sent by the page the identity provider showed this browser.", Some("invalid_request"));
+        return ErrorPage::bad_request(
+            "Sign-out was not confirmed",
+            "This form was not sent by the page the identity provider showed this browser.",
+            Some("invalid_request"),
+        );
     }
     if let Some(current) = session::current(&state, &headers).await {
         end_session(&state, &current.sid, &current.sub).await;
@@ -188,7 +213,12 @@ pub async fn confirm(
 
 /// The answer once the session is over: back to the client's registered
 /// `post_logout_redirect_uri` with `state`, or a page; the cookie cleared.
-fn signed_out(state: &AppState, client_id: &str, uri: Option<&str>, state_param: Option<&str>) -> Response {
+fn signed_out(
+    state: &AppState,
+    client_id: &str,
+    uri: Option<&str>,
+    state_param: Option<&str>,
+) -> Response {
     let client = state.clients.get(client_id);
     // RP-Initiated Logout 1.0 3: only a registered URI, to the letter.
     let target = uri
@@ -267,7 +297,9 @@ async fn deliver(http: reqwest::Client, uri: String, client_id: String, token: S
                 tracing::info!(%client_id, "back-channel logout delivered");
                 return;
             }
-            Ok(r) => tracing::warn!(%client_id, status = %r.status(), attempt, "back-channel logout refused"),
+            Ok(r) => {
+                tracing::warn!(%client_id, status = %r.status(), attempt, "back-channel logout refused")
+            }
             Err(e) => tracing::warn!(%client_id, error = %e, attempt, "back-channel logout failed"),
         }
         tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;

@@ -19,7 +19,12 @@ pub struct ErrorPage {
 }
 
 impl ErrorPage {
-    pub fn response(status: StatusCode, title: &str, message: &str, code: Option<&str>) -> Response {
+    pub fn response(
+        status: StatusCode,
+        title: &str,
+        message: &str,
+        code: Option<&str>,
+    ) -> Response {
         let page = ErrorPage {
             title: title.to_owned(),
             message: message.to_owned(),
@@ -53,14 +58,21 @@ impl ErrorPage {
 
 /// Content-Security-Policy of every IdP response: only our own CSS, no
 /// script, and no framing by anyone.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+pub const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The IdP's stylesheet, compiled in so the binary runs from any directory.
 pub async fn stylesheet() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         include_str!("../../../static/idp.css"),
     )

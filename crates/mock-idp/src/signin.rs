@@ -99,7 +99,13 @@ fn client_name(state: &AppState, interaction: &Interaction) -> String {
         .unwrap_or_default()
 }
 
-fn sign_in_page(state: &AppState, tx: &str, interaction: &Interaction, username: &str, error: Option<&str>) -> SignInPage {
+fn sign_in_page(
+    state: &AppState,
+    tx: &str,
+    interaction: &Interaction,
+    username: &str,
+    error: Option<&str>,
+) -> SignInPage {
     SignInPage {
         client_name: client_name(state, interaction),
         action: "/signin".into(),
@@ -132,7 +138,10 @@ pub async fn submit(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    let interaction = match state.interactions.check_form(&form.tx, browser.as_deref(), &form.csrf) {
+    let interaction = match state
+        .interactions
+        .check_form(&form.tx, browser.as_deref(), &form.csrf)
+    {
         Ok(i) => i,
         Err(e) => return ErrorPage::interaction(&e),
     };
@@ -156,11 +165,24 @@ pub async fn submit(
             return (StatusCode::UNAUTHORIZED, page).into_response();
         }
     };
-    signed_in(&state, &form.tx, interaction, &user, browser.as_deref().unwrap_or("")).await
+    signed_in(
+        &state,
+        &form.tx,
+        interaction,
+        &user,
+        browser.as_deref().unwrap_or(""),
+    )
+    .await
 }
 
 /// Starts the IdP session and continues the authorization request.
-async fn signed_in(state: &AppState, tx: &str, interaction: Interaction, user: &User, browser: &str) -> Response {
+async fn signed_in(
+    state: &AppState,
+    tx: &str,
+    interaction: Interaction,
+    user: &User,
+    browser: &str,
+) -> Response {
     let (session, cookie) = match session::start(state, &user.sub).await {
         Ok(s) => s,
         Err(e) => {
@@ -174,7 +196,13 @@ async fn signed_in(state: &AppState, tx: &str, interaction: Interaction, user: &
     response
 }
 
-fn sign_up_page(state: &AppState, tx: &str, interaction: &Interaction, form: Option<&SignUpForm>, error: Option<(&str, &str)>) -> SignUpPage {
+fn sign_up_page(
+    state: &AppState,
+    tx: &str,
+    interaction: &Interaction,
+    form: Option<&SignUpForm>,
+    error: Option<(&str, &str)>,
+) -> SignUpPage {
     SignUpPage {
         client_name: client_name(state, interaction),
         action: "/signup".into(),
@@ -232,12 +260,21 @@ pub async fn submit_signup(
     Form(form): Form<SignUpForm>,
 ) -> Response {
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    let interaction = match state.interactions.check_form(&form.tx, browser.as_deref(), &form.csrf) {
+    let interaction = match state
+        .interactions
+        .check_form(&form.tx, browser.as_deref(), &form.csrf)
+    {
         Ok(i) => i,
         Err(e) => return ErrorPage::interaction(&e),
     };
     let refuse = |field: &str, message: &str| {
-        let page = sign_up_page(&state, &form.tx, &interaction, Some(&form), Some((field, message)));
+        let page = sign_up_page(
+            &state,
+            &form.tx,
+            &interaction,
+            Some(&form),
+            Some((field, message)),
+        );
         (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
     };
     if let Err((field, message)) = check_new_account(&form) {
@@ -258,7 +295,10 @@ pub async fn submit_signup(
     match state.store.insert_user(&user).await {
         Ok(()) => {}
         Err(StoreError::UsernameTaken) => {
-            return refuse("username", "An account with this email already exists. Sign in instead.");
+            return refuse(
+                "username",
+                "An account with this email already exists. Sign in instead.",
+            );
         }
         Err(e) => {
             tracing::error!(error = %e, "registration failed");
@@ -266,5 +306,12 @@ pub async fn submit_signup(
         }
     }
     tracing::info!(sub = %user.sub, "registered");
-    signed_in(&state, &form.tx, interaction, &user, browser.as_deref().unwrap_or("")).await
+    signed_in(
+        &state,
+        &form.tx,
+        interaction,
+        &user,
+        browser.as_deref().unwrap_or(""),
+    )
+    .await
 }

@@ -207,10 +207,17 @@ impl Store {
     }
 
     /// Self-service registration: a new user, never overwriting one.
+    ///
+    /// An email that differs from a taken one only by letter case is taken
+    /// too: in practice it is the same mailbox, and an account for it would
+    /// pass for the other with any client that matches users by `email`
+    /// (which OIDC Core 5.7 warns against, and many clients still do).
     pub async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO users (sub, username, password_hash, name, given_name, family_name, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             SELECT ?, ?, ?, ?, ?, ?, ?
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = ? COLLATE NOCASE)
+             ON CONFLICT DO NOTHING",
         )
         .bind(&user.sub)
         .bind(&user.username)
@@ -219,6 +226,7 @@ impl Store {
         .bind(&user.given_name)
         .bind(&user.family_name)
         .bind(crate::now())
+        .bind(&user.username)
         .execute(&self.pool)
         .await?;
         if result.rows_affected() == 0 {

@@ -11,13 +11,19 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{AppState, keys::Expect, tokens::{AccessClaims, user_claims}};
+use crate::{
+    AppState,
+    keys::Expect,
+    tokens::{AccessClaims, user_claims},
+};
 
 /// The bearer token of the `Authorization` header, if it has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// Verifies an access token this IdP issued and that it is still live.
@@ -38,7 +44,11 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Option<Access
 }
 
 fn challenge(status: StatusCode, value: &'static str) -> Response {
-    (status, [(header::WWW_AUTHENTICATE, HeaderValue::from_static(value))]).into_response()
+    (
+        status,
+        [(header::WWW_AUTHENTICATE, HeaderValue::from_static(value))],
+    )
+        .into_response()
 }
 
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -47,7 +57,10 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
         return challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"mock-idp\"");
     };
     let Some(claims) = verify_access_token(&state, token).await else {
-        return challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"mock-idp\", error=\"invalid_token\"");
+        return challenge(
+            StatusCode::UNAUTHORIZED,
+            "Bearer realm=\"mock-idp\", error=\"invalid_token\"",
+        );
     };
     // OIDC Core 5.3: userinfo needs the openid scope.
     if !claims.scopes().any(|s| s == "openid") {
@@ -58,7 +71,12 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     }
     let user = match state.store.user_by_sub(&claims.sub).await {
         Ok(Some(user)) => user,
-        _ => return challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"mock-idp\", error=\"invalid_token\""),
+        _ => {
+            return challenge(
+                StatusCode::UNAUTHORIZED,
+                "Bearer realm=\"mock-idp\", error=\"invalid_token\"",
+            );
+        }
     };
     let mut body = user_claims(&user, claims.scopes());
     body.insert("sub".into(), user.sub.into());

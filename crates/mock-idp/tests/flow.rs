@@ -5,51 +5,87 @@
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
 use serde_json::Value;
 use testkit::{
-    ALICE, ALL_SCOPES, AuthorizeParams, Idp, REDIRECT_URI, authorize, browse_to_callback,
-    consent, exchange_code, http_client, location, query_of, sign_in,
+    ALICE, ALL_SCOPES, AuthorizeParams, Idp, REDIRECT_URI, authorize, browse_to_callback, consent,
+    exchange_code, http_client, location, query_of, sign_in,
 };
 
 /// Verifies a JWT's signature against the IdP's JWKS over HTTP, and returns
 /// its header and claims.
 async fn verify_with_jwks(idp: &Idp, token: &str, audience: &str) -> (jsonwebtoken::Header, Value) {
-    let jwks: JwkSet = reqwest::get(idp.url("/v1/keys")).await.unwrap().json().await.unwrap();
+    let jwks: JwkSet = reqwest::get(idp.url("/v1/keys"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
     let kid = header.kid.clone().expect("kid in header");
     let jwk = jwks.find(&kid).expect("kid published in the JWKS");
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[&idp.issuer]);
     validation.set_audience(&[audience]);
-    let data = jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-        .expect("signature and claims verify against the JWKS");
+    let data =
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .expect("signature and claims verify against the JWKS");
     (header, data.claims)
 }
 
 #[tokio::test]
 async fn discovery_lists_every_endpoint_and_capability() {
     let idp = Idp::start().await;
-    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
-        let meta: Value = reqwest::get(idp.url(path)).await.unwrap().json().await.unwrap();
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let meta: Value = reqwest::get(idp.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(meta["issuer"], idp.issuer);
         for endpoint in [
-            "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
-            "revocation_endpoint", "introspection_endpoint", "end_session_endpoint",
+            "authorization_endpoint",
+            "token_endpoint",
+            "userinfo_endpoint",
+            "jwks_uri",
+            "revocation_endpoint",
+            "introspection_endpoint",
+            "end_session_endpoint",
         ] {
-            let url = meta[endpoint].as_str().unwrap_or_else(|| panic!("{endpoint} missing"));
+            let url = meta[endpoint]
+                .as_str()
+                .unwrap_or_else(|| panic!("{endpoint} missing"));
             assert!(url.starts_with(&idp.issuer), "{endpoint} = {url}");
         }
-        assert_eq!(meta["response_types_supported"], serde_json::json!(["code"]));
-        assert_eq!(meta["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(
+            meta["response_types_supported"],
+            serde_json::json!(["code"])
+        );
+        assert_eq!(
+            meta["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
         assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
         for field in [
-            "grant_types_supported", "token_endpoint_auth_methods_supported",
-            "id_token_signing_alg_values_supported", "scopes_supported", "claims_supported",
+            "grant_types_supported",
+            "token_endpoint_auth_methods_supported",
+            "id_token_signing_alg_values_supported",
+            "scopes_supported",
+            "claims_supported",
             "subject_types_supported",
         ] {
-            assert!(meta[field].as_array().is_some_and(|a| !a.is_empty()), "{field}");
+            assert!(
+                meta[field].as_array().is_some_and(|a| !a.is_empty()),
+                "{field}"
+            );
         }
     }
     // RFC 8414 3: the path-inserted form too.
-    let rfc8414 = format!("{}/.well-known/oauth-authorization-server/oauth2/default", idp.base_url);
+    let rfc8414 = format!(
+        "{}/.well-known/oauth-authorization-server/oauth2/default",
+        idp.base_url
+    );
     let meta: Value = reqwest::get(rfc8414).await.unwrap().json().await.unwrap();
     assert_eq!(meta["issuer"], idp.issuer);
 }
@@ -57,7 +93,12 @@ async fn discovery_lists_every_endpoint_and_capability() {
 #[tokio::test]
 async fn jwks_publishes_public_parts_only_with_kid_alg_use() {
     let idp = Idp::start().await;
-    let jwks: Value = reqwest::get(idp.url("/v1/keys")).await.unwrap().json().await.unwrap();
+    let jwks: Value = reqwest::get(idp.url("/v1/keys"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
@@ -67,7 +108,10 @@ async fn jwks_publishes_public_parts_only_with_kid_alg_use() {
     assert!(key["kid"].as_str().is_some_and(|k| !k.is_empty()));
     // RSA private members (RFC 7518 6.3.2) never appear.
     for private in ["d", "p", "q", "dp", "dq", "qi"] {
-        assert!(key.get(private).is_none(), "private member {private} published");
+        assert!(
+            key.get(private).is_none(),
+            "private member {private} published"
+        );
     }
 }
 
@@ -87,8 +131,18 @@ async fn whole_flow_issues_tokens_whose_every_claim_checks_out() {
     let response = sign_in(&browser, &signin, &ALICE).await;
     let consent_url = location(&response);
     assert!(consent_url.contains("/consent?tx="), "{consent_url}");
-    let page = browser.get(&consent_url).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("Read your notes"), "consent lists scopes in words");
+    let page = browser
+        .get(&consent_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Read your notes"),
+        "consent lists scopes in words"
+    );
     let response = consent(&browser, &consent_url, "allow").await;
 
     // Step 5: back to the redirect URI with code, state and iss (RFC 9207).
@@ -109,18 +163,33 @@ async fn whole_flow_issues_tokens_whose_every_claim_checks_out() {
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 300);
     assert_eq!(tokens["scope"], ALL_SCOPES);
-    assert!(tokens["refresh_token"].as_str().is_some(), "offline_access gives a refresh token");
+    assert!(
+        tokens["refresh_token"].as_str().is_some(),
+        "offline_access gives a refresh token"
+    );
 
     // The access token: RFC 9068.
     let access_token = tokens["access_token"].as_str().unwrap();
     let (header, at) = verify_with_jwks(&idp, access_token, "api://default").await;
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    for claim in ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope"] {
+    for claim in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+    ] {
         assert!(at.get(claim).is_some(), "access token lacks {claim}");
     }
     assert_eq!(at["client_id"], "bff-demo");
     assert_eq!(at["scope"], ALL_SCOPES);
-    assert_eq!(at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(), 300);
+    assert_eq!(
+        at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(),
+        300
+    );
 
     // The ID token: OIDC Core 2 and 3.1.3.6.
     let id_token = tokens["id_token"].as_str().unwrap();
@@ -153,7 +222,10 @@ async fn whole_flow_issues_tokens_whose_every_claim_checks_out() {
 async fn id_token_releases_only_the_claims_its_scopes_ask_for_oidc_core_5_4() {
     let idp = Idp::start().await;
     let tokens = testkit::login(&idp, &ALICE, "openid notes:read").await;
-    assert!(tokens.refresh_token.is_none(), "no offline_access, no refresh token");
+    assert!(
+        tokens.refresh_token.is_none(),
+        "no offline_access, no refresh token"
+    );
     let (_, id) = verify_with_jwks(&idp, tokens.id_token.as_deref().unwrap(), "bff-demo").await;
     assert!(id.get("email").is_none());
     assert!(id.get("name").is_none());
@@ -181,7 +253,10 @@ async fn second_login_in_the_same_browser_skips_sign_in_and_consent() {
     let second = AuthorizeParams::demo(ALL_SCOPES);
     let response = authorize(&browser, &second.url(&idp)).await;
     let callback = location(&response);
-    assert!(callback.starts_with(REDIRECT_URI), "expected SSO, got {callback}");
+    assert!(
+        callback.starts_with(REDIRECT_URI),
+        "expected SSO, got {callback}"
+    );
     assert!(query_of(&callback).contains_key("code"));
 }
 
@@ -197,7 +272,10 @@ async fn prompt_login_and_max_age_zero_ask_for_the_password_again_oidc_core_3_1_
         let mut again = AuthorizeParams::demo(ALL_SCOPES);
         again.extra.push((name.into(), value.into()));
         let response = authorize(&browser, &again.url(&idp)).await;
-        assert!(location(&response).contains("/signin?"), "{name}={value} must re-authenticate");
+        assert!(
+            location(&response).contains("/signin?"),
+            "{name}={value} must re-authenticate"
+        );
     }
 }
 
@@ -240,7 +318,8 @@ async fn public_client_uses_pkce_alone_rfc8252() {
 #[tokio::test]
 async fn client_secret_post_works_for_a_client_registered_with_it() {
     let mut settings = mock_idp::Settings::demo();
-    settings.clients[0].token_endpoint_auth_method = mock_idp::clients::AuthMethod::ClientSecretPost;
+    settings.clients[0].token_endpoint_auth_method =
+        mock_idp::clients::AuthMethod::ClientSecretPost;
     let idp = Idp::start_with(settings).await;
     let browser = http_client();
     let params = AuthorizeParams::demo("openid");
