@@ -13,8 +13,12 @@ API_PORT="${API_PORT:-4000}"
 BFF_PORT="${BFF_PORT:-3000}"
 export IDP_PORT API_PORT BFF_PORT
 
-echo "[up] building the IdP, the API and the BFF…"
-cargo build --quiet -p mock-idp -p api -p bff
+# UP_NO_BUILD=1 uses the binaries already built (the stack test sets it:
+# cargo test holds the build lock while tests run).
+if [ -z "${UP_NO_BUILD:-}" ]; then
+  echo "[up] building the IdP, the API and the BFF…"
+  cargo build --quiet -p mock-idp -p api -p bff
+fi
 
 pids=()
 stop() {

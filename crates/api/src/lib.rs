@@ -113,7 +113,9 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = app(&config).await?;
     let address = SocketAddr::new(config.bind, config.port);
-    let listener = tokio::net::TcpListener::bind(address).await?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("--port {}: cannot listen on {address}: {e}", config.port))?;
     tracing::info!(address = %listener.local_addr()?, issuer = %config.issuer, audience = %config.audience, "api listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(telemetry::shutdown_signal())

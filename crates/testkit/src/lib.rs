@@ -133,7 +133,11 @@ impl Idp {
 
     /// Signs with a header made of these fields (`alg` and `kid` always come
     /// from the IdP's active key).
-    pub async fn sign_with_header(&self, header: serde_json::Value, claims: serde_json::Value) -> String {
+    pub async fn sign_with_header(
+        &self,
+        header: serde_json::Value,
+        claims: serde_json::Value,
+    ) -> String {
         let mut header = header;
         header["alg"] = serde_json::json!("RS256");
         let header: jsonwebtoken::Header = serde_json::from_value(header).expect("header fields");
@@ -336,35 +340,63 @@ pub async fn authorize(browser: &reqwest::Client, url: &str) -> reqwest::Respons
 
 /// Step 3-4: on the sign-in page `signin_url`, submits the account's
 /// credentials; returns the IdP's answer.
-pub async fn sign_in(browser: &reqwest::Client, signin_url: &str, account: &Account) -> reqwest::Response {
+pub async fn sign_in(
+    browser: &reqwest::Client,
+    signin_url: &str,
+    account: &Account,
+) -> reqwest::Response {
     submit_sign_in(browser, signin_url, account.username, account.password).await
 }
 
 /// The sign-in form with any username and password.
-pub async fn submit_sign_in(browser: &reqwest::Client, signin_url: &str, username: &str, password: &str) -> reqwest::Response {
+pub async fn submit_sign_in(
+    browser: &reqwest::Client,
+    signin_url: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
     let page = browser.get(signin_url).send().await.expect("sign-in page");
     assert_eq!(page.status(), 200, "sign-in page");
     let action = page.url().join("/signin").expect("URL");
     let mut fields = form_inputs(&page.text().await.expect("page"));
     fields.insert("username".into(), username.into());
     fields.insert("password".into(), password.into());
-    browser.post(action).form(&fields).send().await.expect("sign in")
+    browser
+        .post(action)
+        .form(&fields)
+        .send()
+        .await
+        .expect("sign in")
 }
 
 /// Step 4: on the consent page, answers `allow` or `deny`.
-pub async fn consent(browser: &reqwest::Client, consent_url: &str, decision: &str) -> reqwest::Response {
+pub async fn consent(
+    browser: &reqwest::Client,
+    consent_url: &str,
+    decision: &str,
+) -> reqwest::Response {
     let page = browser.get(consent_url).send().await.expect("consent page");
     assert_eq!(page.status(), 200, "consent page");
     let action = page.url().join("/consent").expect("URL");
     let mut fields = form_inputs(&page.text().await.expect("page"));
     fields.insert("decision".into(), decision.into());
-    browser.post(action).form(&fields).send().await.expect("consent")
+    browser
+        .post(action)
+        .form(&fields)
+        .send()
+        .await
+        .expect("consent")
 }
 
 /// Steps 2-5 in a browser: authorize, sign in if asked, consent if asked;
 /// returns the URL the IdP finally sent the browser to (the redirect URI
 /// with `code` or `error`).
-pub async fn browse_to_callback(browser: &reqwest::Client, idp: &Idp, url: &str, account: &Account) -> String {
+pub async fn browse_to_callback(
+    browser: &reqwest::Client,
+    idp: &Idp,
+    url: &str,
+    account: &Account,
+) -> String {
     let mut response = authorize(browser, url).await;
     loop {
         let next = location(&response);
@@ -378,7 +410,11 @@ pub async fn browse_to_callback(browser: &reqwest::Client, idp: &Idp, url: &str,
         } else {
             panic!("unexpected IdP page {next}");
         };
-        assert!(response.status().is_redirection(), "IdP answered {} instead of a redirect", response.status());
+        assert!(
+            response.status().is_redirection(),
+            "IdP answered {} instead of a redirect",
+            response.status()
+        );
     }
 }
 
@@ -426,7 +462,9 @@ pub async fn login(idp: &Idp, account: &Account, scope: &str) -> Tokens {
     let params = AuthorizeParams::demo(scope);
     let callback = browse_to_callback(&browser, idp, &params.url(idp), account).await;
     let query = query_of(&callback);
-    let code = query.get("code").unwrap_or_else(|| panic!("no code in {callback}"));
+    let code = query
+        .get("code")
+        .unwrap_or_else(|| panic!("no code in {callback}"));
     let response = exchange_code(idp, code, &params.pkce.verifier).await;
     assert_eq!(response.status(), 200, "token exchange");
     response.json().await.expect("token JSON")
@@ -476,7 +514,13 @@ impl Stack {
 }
 
 impl Bff {
-    async fn start_on(listener: tokio::net::TcpListener, url: &str, idp: &Idp, api: &Api, extra: &[&str]) -> Bff {
+    async fn start_on(
+        listener: tokio::net::TcpListener,
+        url: &str,
+        idp: &Idp,
+        api: &Api,
+        extra: &[&str],
+    ) -> Bff {
         let mut args = vec![
             "bff",
             "--public-url",
@@ -509,7 +553,9 @@ impl Bff {
             .trim_start_matches("http://")
             .parse()
             .expect("BFF address");
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind the BFF port");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("rebind the BFF port");
         let router = bff::app(&self.config).await.expect("BFF app");
         self.server = Running::serve(listener, router).await;
     }
@@ -530,7 +576,10 @@ pub struct Received(pub Vec<String>);
 
 impl Received {
     /// Records a response and returns its body.
-    pub async fn record(&mut self, response: reqwest::Response) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+    pub async fn record(
+        &mut self,
+        response: reqwest::Response,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
         let status = response.status();
         let headers = response.headers().clone();
         let url = response.url().to_string();
@@ -552,8 +601,23 @@ impl Received {
 /// Signs in through the BFF as a browser would: `/bff/login`, the IdP's
 /// sign-in and consent pages, back to the callback, following every
 /// redirect by hand. Returns the final redirect target after the callback.
-pub async fn sign_in_through_bff(browser: &reqwest::Client, stack: &Stack, account: &Account, received: &mut Received) -> String {
-    let mut url = stack.bff.url("/bff/login?returnUrl=/");
+pub async fn sign_in_through_bff(
+    browser: &reqwest::Client,
+    stack: &Stack,
+    account: &Account,
+    received: &mut Received,
+) -> String {
+    sign_in_at_bff(browser, &stack.bff.base_url, account, received).await
+}
+
+/// [`sign_in_through_bff`] for a BFF at any base URL (a real binary, say).
+pub async fn sign_in_at_bff(
+    browser: &reqwest::Client,
+    bff_base_url: &str,
+    account: &Account,
+    received: &mut Received,
+) -> String {
+    let mut url = format!("{bff_base_url}/bff/login?returnUrl=/");
     loop {
         let response = if url.contains("/signin?") {
             sign_in(browser, &url, account).await
@@ -568,7 +632,7 @@ pub async fn sign_in_through_bff(browser: &reqwest::Client, stack: &Stack, accou
         let Some(next) = next else {
             panic!("flow stopped at {url} with {status}");
         };
-        if next.starts_with(&stack.bff.base_url) && !next.contains("/bff/") {
+        if next.starts_with(bff_base_url) && !next.contains("/bff/") {
             return next;
         }
         url = next;
@@ -576,6 +640,10 @@ pub async fn sign_in_through_bff(browser: &reqwest::Client, stack: &Stack, accou
 }
 
 /// A GET or other request to the BFF's JSON endpoints, with `X-CSRF: 1`.
-pub fn bff_json(browser: &reqwest::Client, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+pub fn bff_json(
+    browser: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+) -> reqwest::RequestBuilder {
     browser.request(method, url).header("X-CSRF", "1")
 }
