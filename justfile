@@ -22,9 +22,27 @@ api *ARGS:
 bff *ARGS:
     cargo run -p bff -- {{ARGS}}
 
+# The browser tests need Chromium, chromedriver and axe-core; without them
+# they pass as skipped, and the last line says so.
 # Every test of the workspace.
-test:
+test: && _browser-notice
     cargo test --workspace --all-targets
+
+# Says plainly when the browser tests were skipped, and how to run them.
+_browser-notice:
+    #!/usr/bin/env bash
+    if ! command -v "${CHROMIUM:-chromium}" >/dev/null || ! command -v "${CHROMEDRIVER:-chromedriver}" >/dev/null; then
+      echo "browser tests skipped: install chromium and chromium-driver (apt-get install chromium chromium-driver)"
+    elif [ ! -f "${AXE_CORE_JS:-target/axe/node_modules/axe-core/axe.min.js}" ]; then
+      echo "browser accessibility tests skipped: install axe-core (npm install --prefix target/axe axe-core@4)"
+    fi
+
+# Every page at laptop and phone widths, taken by the browser tests.
+# The README's screenshots, into docs/screenshots/.
+screenshots:
+    [ -f target/axe/node_modules/axe-core/axe.min.js ] || npm install --prefix target/axe --no-audit --no-fund axe-core@4
+    rm -f docs/screenshots/*.png
+    SCREENSHOT_DIR=docs/screenshots REQUIRE_BROWSER=1 cargo test -p bff --test browser every_page_passes_axe_core
 
 # Formatting and lints, as CI expects them.
 lint:

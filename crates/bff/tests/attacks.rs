@@ -42,7 +42,11 @@ async fn json_endpoints_without_x_csrf_answer_401_and_do_nothing_bff_csrf() {
     let stack = Stack::start().await;
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
-    let user = browser.get(stack.bff.url("/bff/user")).send().await.unwrap();
+    let user = browser
+        .get(stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user.status(), 401);
     for method in [Method::GET, Method::POST, Method::DELETE] {
         let response = browser
@@ -83,7 +87,10 @@ async fn logout_without_the_form_token_or_header_does_nothing_bff_csrf() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user.status(), 200, "still signed in");
 }
 
@@ -99,7 +106,10 @@ async fn a_forged_state_is_refused_rfc6749_10_12() {
     ));
     let response = browser.get(forged).send().await.unwrap();
     assert_eq!(response.status(), 400);
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user.status(), 401);
 }
 
@@ -113,8 +123,15 @@ async fn a_callback_delivered_to_another_browser_is_refused_rfc9700_4_7() {
     let callback = callback_url(&attacker, &stack, "/bff/login").await;
     let response = victim.get(&callback).send().await.unwrap();
     assert_eq!(response.status(), 400);
-    let user = bff_json(&victim, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
-    assert_eq!(user.status(), 401, "the victim is not signed in as the attacker");
+    let user = bff_json(&victim, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        user.status(),
+        401,
+        "the victim is not signed in as the attacker"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +156,13 @@ async fn a_code_from_another_login_attempt_fails_pkce_rfc7636_4_6() {
     let stack = Stack::start().await;
     let browser = http_client();
     // Two tabs start a login in the same browser; each keeps its own state.
-    let first = location(&browser.get(stack.bff.url("/bff/login")).send().await.unwrap());
+    let first = location(
+        &browser
+            .get(stack.bff.url("/bff/login"))
+            .send()
+            .await
+            .unwrap(),
+    );
     let second_callback = callback_url(&browser, &stack, "/bff/login").await;
     let first_state = query_of(&first)["state"].clone();
     let second = query_of(&second_callback);
@@ -151,7 +174,10 @@ async fn a_code_from_another_login_attempt_fails_pkce_rfc7636_4_6() {
     ));
     let response = browser.get(swapped).send().await.unwrap();
     assert!(response.status().is_client_error() || response.status().is_server_error());
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user.status(), 401);
 }
 
@@ -159,7 +185,13 @@ async fn a_code_from_another_login_attempt_fails_pkce_rfc7636_4_6() {
 async fn several_tabs_can_log_in_at_once() {
     let stack = Stack::start().await;
     let browser = http_client();
-    let first_tab = location(&browser.get(stack.bff.url("/bff/login?returnUrl=/one")).send().await.unwrap());
+    let first_tab = location(
+        &browser
+            .get(stack.bff.url("/bff/login?returnUrl=/one"))
+            .send()
+            .await
+            .unwrap(),
+    );
     let second_callback = callback_url(&browser, &stack, "/bff/login?returnUrl=/two").await;
     assert!(first_tab.contains("state="));
     let response = browser.get(&second_callback).send().await.unwrap();
@@ -175,7 +207,11 @@ async fn a_wrong_iss_in_the_response_is_refused_rfc9207_2_4() {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == "iss" { "https://evil.example".to_owned() } else { v.into_owned() };
+            let v = if k == "iss" {
+                "https://evil.example".to_owned()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -185,14 +221,22 @@ async fn a_wrong_iss_in_the_response_is_refused_rfc9207_2_4() {
     // A response with no iss at all, from a provider that promises one.
     let callback = callback_url(&browser, &stack, "/bff/login").await;
     let q = query_of(&callback);
-    let without = stack.bff.url(&format!("/bff/callback?code={}&state={}", q["code"], q["state"]));
+    let without = stack.bff.url(&format!(
+        "/bff/callback?code={}&state={}",
+        q["code"], q["state"]
+    ));
     assert_eq!(browser.get(without).send().await.unwrap().status(), 400);
 }
 
 #[tokio::test]
 async fn open_redirect_return_urls_land_on_the_home_page_rfc9700_4_11() {
     let stack = Stack::start().await;
-    for evil in ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"] {
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ] {
         let browser = http_client();
         let path = format!("/bff/login?returnUrl={}", urlencode(evil));
         let callback = callback_url(&browser, &stack, &path).await;
@@ -209,7 +253,11 @@ fn urlencode(value: &str) -> String {
 async fn the_pre_login_cookie_is_useless_after_login_owasp_session_fixation() {
     let stack = Stack::start().await;
     let browser = http_client();
-    let login = browser.get(stack.bff.url("/bff/login")).send().await.unwrap();
+    let login = browser
+        .get(stack.bff.url("/bff/login"))
+        .send()
+        .await
+        .unwrap();
     let before = session_cookie(&login).expect("a session cookie at login");
     let callback = callback_url(&browser, &stack, "/bff/login").await;
     let response = browser.get(&callback).send().await.unwrap();
@@ -230,7 +278,11 @@ async fn the_pre_login_cookie_is_useless_after_login_owasp_session_fixation() {
 async fn the_session_cookie_is_host_prefixed_httponly_secure_lax_bff_cookie_rules() {
     let stack = Stack::start().await;
     let browser = http_client();
-    let login = browser.get(stack.bff.url("/bff/login")).send().await.unwrap();
+    let login = browser
+        .get(stack.bff.url("/bff/login"))
+        .send()
+        .await
+        .unwrap();
     let cookie = login
         .headers()
         .get_all("set-cookie")
@@ -240,16 +292,28 @@ async fn the_session_cookie_is_host_prefixed_httponly_secure_lax_bff_cookie_rule
         .expect("session cookie")
         .to_owned();
     for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
-        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
     }
-    assert!(!cookie.to_lowercase().contains("domain="), "__Host- cookies have no Domain");
+    assert!(
+        !cookie.to_lowercase().contains("domain="),
+        "__Host- cookies have no Domain"
+    );
 }
 
 #[tokio::test]
 async fn denied_consent_ends_on_a_readable_page_that_offers_to_try_again() {
     let stack = Stack::start().await;
     let browser = http_client();
-    let mut url = location(&browser.get(stack.bff.url("/bff/login")).send().await.unwrap());
+    let mut url = location(
+        &browser
+            .get(stack.bff.url("/bff/login"))
+            .send()
+            .await
+            .unwrap(),
+    );
     let callback = loop {
         let response = if url.contains("/signin?") {
             sign_in(&browser, &url, &ALICE).await
@@ -273,7 +337,12 @@ async fn denied_consent_ends_on_a_readable_page_that_offers_to_try_again() {
 /// Reads the tokens a session holds from Redis (the test's own key prefix).
 async fn tokens_in_redis(prefix: &str) -> Vec<String> {
     use fred::prelude::*;
-    let client = Client::new(Config::from_url("redis://127.0.0.1:6379").unwrap(), None, None, None);
+    let client = Client::new(
+        Config::from_url("redis://127.0.0.1:6379").unwrap(),
+        None,
+        None,
+        None,
+    );
     client.init().await.unwrap();
     let (_, keys): (String, Vec<String>) = client
         .scan_page("0", format!("{prefix}*"), Some(1000), None)
@@ -299,7 +368,12 @@ async fn no_response_the_browser_receives_contains_a_token_bff_pattern() {
     let prefix = format!("test:{}:", testkit::random_string());
     let stack = Stack::start_with(
         testkit::mock_idp::Settings::demo(),
-        &["--session-store", "redis://127.0.0.1:6379", "--redis-key-prefix", &prefix],
+        &[
+            "--session-store",
+            "redis://127.0.0.1:6379",
+            "--redis-key-prefix",
+            &prefix,
+        ],
     )
     .await;
     let browser = http_client();
@@ -312,21 +386,36 @@ async fn no_response_the_browser_receives_contains_a_token_bff_pattern() {
         (Method::GET, "/bff/api/notes"),
         (Method::GET, "/static/app.js"),
     ] {
-        let response = bff_json(&browser, method, &stack.bff.url(path)).send().await.unwrap();
+        let response = bff_json(&browser, method, &stack.bff.url(path))
+            .send()
+            .await
+            .unwrap();
         received.record(response).await;
     }
     let tokens = tokens_in_redis(&prefix).await;
-    assert_eq!(tokens.len(), 3, "access, refresh and ID token are in the session");
+    assert_eq!(
+        tokens.len(),
+        3,
+        "access, refresh and ID token are in the session"
+    );
     for token in &tokens {
         assert!(!received.contains(token), "a token reached the browser");
     }
-    assert!(!received.contains("eyJ"), "something JWT-shaped reached the browser");
+    assert!(
+        !received.contains("eyJ"),
+        "something JWT-shaped reached the browser"
+    );
 }
 
 #[tokio::test]
 async fn two_bff_instances_share_sessions_through_redis() {
     let prefix = format!("test:{}:", testkit::random_string());
-    let args = ["--session-store", "redis://127.0.0.1:6379", "--redis-key-prefix", prefix.as_str()];
+    let args = [
+        "--session-store",
+        "redis://127.0.0.1:6379",
+        "--redis-key-prefix",
+        prefix.as_str(),
+    ];
     let stack = Stack::start_with(testkit::mock_idp::Settings::demo(), &args).await;
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;

@@ -15,8 +15,14 @@ async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
     // Signed out: the home page offers to sign in; /bff/user says 401.
     let home = browser.get(stack.bff.url("/")).send().await.unwrap();
     let (_, _, body) = received.record(home).await;
-    assert!(body.contains("/bff/login"), "signed-out home has a sign-in link");
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    assert!(
+        body.contains("/bff/login"),
+        "signed-out home has a sign-in link"
+    );
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user.status(), 401);
 
     let landed = sign_in_through_bff(&browser, &stack, &ALICE, &mut received).await;
@@ -25,11 +31,22 @@ async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
     let home = browser.get(stack.bff.url("/")).send().await.unwrap();
     let (status, headers, body) = received.record(home).await;
     assert_eq!(status, 200);
-    assert!(body.contains(ALICE.name), "the signed-in page shows the user's name");
-    assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(
+        body.contains(ALICE.name),
+        "the signed-in page shows the user's name"
+    );
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     assert_eq!(headers["x-frame-options"], "DENY");
 
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     let (status, _, body) = received.record(user).await;
     assert_eq!(status, 200);
     let user: Value = serde_json::from_str(&body).unwrap();
@@ -46,11 +63,17 @@ async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
     let (status, _, body) = received.record(created).await;
     assert_eq!(status, 201, "{body}");
     let note: Value = serde_json::from_str(&body).unwrap();
-    let listed = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/notes")).send().await.unwrap();
+    let listed = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/notes"))
+        .send()
+        .await
+        .unwrap();
     let (_, _, body) = received.record(listed).await;
     let notes: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(notes["notes"][0]["text"], "buy tea");
-    let me = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me")).send().await.unwrap();
+    let me = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me"))
+        .send()
+        .await
+        .unwrap();
     let (_, _, body) = received.record(me).await;
     let me: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(me["sub"], user["sub"]);
@@ -72,9 +95,15 @@ async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
         .unwrap();
     let bob = http_client();
     sign_in_through_bff(&bob, &stack, &BOB, &mut received).await;
-    let listed = bff_json(&bob, Method::GET, &stack.bff.url("/bff/api/notes")).send().await.unwrap();
+    let listed = bff_json(&bob, Method::GET, &stack.bff.url("/bff/api/notes"))
+        .send()
+        .await
+        .unwrap();
     let (_, _, body) = received.record(listed).await;
-    assert!(!body.contains("alice only"), "bob sees alice's note: {body}");
+    assert!(
+        !body.contains("alice only"),
+        "bob sees alice's note: {body}"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +112,10 @@ async fn the_proxy_answers_502_json_when_the_api_is_down() {
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
     stack.api.shutdown().await;
-    let response = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/notes")).send().await.unwrap();
+    let response = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/notes"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "bad_gateway");
@@ -94,7 +126,14 @@ async fn signing_out_ends_the_session_and_sends_the_browser_to_the_idp() {
     let stack = Stack::start().await;
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
-    let home = browser.get(stack.bff.url("/")).send().await.unwrap().text().await.unwrap();
+    let home = browser
+        .get(stack.bff.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = testkit::form_inputs(&home)["csrf"].clone();
     let response = browser
         .post(stack.bff.url("/bff/logout"))
@@ -107,8 +146,14 @@ async fn signing_out_ends_the_session_and_sends_the_browser_to_the_idp() {
     assert!(target.starts_with(&stack.idp.url("/v1/logout")), "{target}");
     let query = testkit::query_of(&target);
     assert_eq!(query["client_id"], "bff-demo");
-    assert!(!target.contains("id_token_hint"), "no token passes through the browser");
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    assert!(
+        !target.contains("id_token_hint"),
+        "no token passes through the browser"
+    );
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user.status(), 401);
 
     // The IdP asks the person to confirm (no id_token_hint), then ends its
@@ -126,9 +171,16 @@ async fn signing_out_ends_the_session_and_sends_the_browser_to_the_idp() {
     assert_eq!(testkit::location(&back), stack.bff.url("/"));
 
     // Signing in again asks for the password.
-    let login = browser.get(stack.bff.url("/bff/login")).send().await.unwrap();
+    let login = browser
+        .get(stack.bff.url("/bff/login"))
+        .send()
+        .await
+        .unwrap();
     let authorize = browser.get(testkit::location(&login)).send().await.unwrap();
-    assert!(testkit::location(&authorize).contains("/signin?"), "the IdP session ended");
+    assert!(
+        testkit::location(&authorize).contains("/signin?"),
+        "the IdP session ended"
+    );
 }
 
 #[tokio::test]
@@ -145,7 +197,11 @@ async fn the_logout_confirmation_refuses_a_form_from_elsewhere_oidc_rp_initiated
         .unwrap();
     assert_eq!(forged.status(), 400);
     // The IdP session still stands: a new login needs no password.
-    let login = browser.get(stack.bff.url("/bff/login")).send().await.unwrap();
+    let login = browser
+        .get(stack.bff.url("/bff/login"))
+        .send()
+        .await
+        .unwrap();
     let authorize = browser.get(testkit::location(&login)).send().await.unwrap();
     assert!(testkit::location(&authorize).contains("/bff/callback"));
 }
@@ -154,11 +210,18 @@ async fn the_logout_confirmation_refuses_a_form_from_elsewhere_oidc_rp_initiated
 async fn a_session_in_sqlite_survives_a_bff_restart() {
     let db = std::env::temp_dir().join(format!("bff-restart-{}.db", testkit::random_string()));
     let store = format!("sqlite://{}", db.display());
-    let mut stack = Stack::start_with(testkit::mock_idp::Settings::demo(), &["--session-store", &store]).await;
+    let mut stack = Stack::start_with(
+        testkit::mock_idp::Settings::demo(),
+        &["--session-store", &store],
+    )
+    .await;
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
     stack.bff.restart().await;
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user")).send().await.unwrap();
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user.status(), 200);
     let _ = std::fs::remove_file(db);
 }
