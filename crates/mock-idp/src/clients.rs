@@ -76,6 +76,7 @@ impl<'de> Deserialize<'de> for RedirectUri {
 pub struct Client {
     pub id: String,
     pub name: String,
+    pub client_uri: Option<String>,
     secret_digest: Option<[u8; 32]>,
     pub auth_method: AuthMethod,
     pub redirect_uris: Vec<RedirectUri>,
@@ -128,6 +129,7 @@ impl Clients {
                 let client = Client {
                     id: c.client_id.clone(),
                     name: c.client_name.clone(),
+                    client_uri: c.client_uri.clone(),
                     secret_digest: c.client_secret.as_deref().map(digest),
                     auth_method: c.token_endpoint_auth_method,
                     redirect_uris: c.redirect_uris.clone(),

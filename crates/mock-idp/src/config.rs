@@ -175,6 +175,10 @@ pub struct UserConfig {
 pub struct ClientConfig {
     pub client_id: String,
     pub client_name: String,
+    /// The application's home page (RFC 7591 2 `client_uri`): where the
+    /// back button lands after a finished sign-in.
+    #[serde(default)]
+    pub client_uri: Option<String>,
     #[serde(default)]
     pub client_secret: Option<String>,
     pub token_endpoint_auth_method: AuthMethod,

@@ -77,7 +77,7 @@ pub async fn show(
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
     let interaction = match state.interactions.get(&q.tx, browser.as_deref()) {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&e),
+        Err(e) => return ErrorPage::interaction(&state, &e),
     };
     let Some(session) = session::current(&state, &headers).await else {
         return ErrorPage::bad_request(
@@ -126,7 +126,7 @@ pub async fn submit(
         .check_form(&form.tx, browser.as_deref(), &form.csrf)
     {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&e),
+        Err(e) => return ErrorPage::interaction(&state, &e),
     };
     let Some(session) = session::current(&state, &headers).await else {
         return ErrorPage::bad_request(

@@ -25,6 +25,9 @@ pub struct Interaction {
     browser_digest: String,
     pub csrf: String,
     expires_at: Instant,
+    /// Answered already: kept until it expires so that the browser's back
+    /// button lands somewhere useful instead of on an error.
+    finished: bool,
 }
 
 #[derive(Clone, Default)]
@@ -36,6 +39,8 @@ pub enum InteractionError {
     Unknown,
     #[error("this form was not sent by the page the IdP served to this browser")]
     Forged,
+    #[error("this sign-in request is already complete")]
+    Finished { client_id: String },
 }
 
 impl Interactions {
@@ -52,6 +57,7 @@ impl Interactions {
                 browser_digest: crate::digest(browser_id),
                 csrf: crate::random_token(),
                 expires_at: now + LIFETIME,
+                finished: false,
             },
         );
         id
@@ -75,6 +81,11 @@ impl Interactions {
         if !same_browser {
             return Err(InteractionError::Forged);
         }
+        if interaction.finished {
+            return Err(InteractionError::Finished {
+                client_id: interaction.request.client_id.clone(),
+            });
+        }
         Ok(interaction.clone())
     }
 
@@ -95,6 +106,9 @@ impl Interactions {
 
     /// Ends an interaction (its request has been answered).
     pub fn finish(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(interaction) = map.get_mut(id) {
+            interaction.finished = true;
+        }
     }
 }

@@ -6,8 +6,10 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
+
+use crate::interaction::InteractionError;
 
 /// An error told to a person, never to a client.
 #[derive(Template, WebTemplate)]
@@ -46,8 +48,24 @@ impl ErrorPage {
         )
     }
 
-    /// An expired, unknown or forged interaction.
-    pub fn interaction(error: &crate::interaction::InteractionError) -> Response {
+    /// An expired, unknown, forged or finished interaction. A finished one
+    /// is the back button after sign-in: back to the application's home
+    /// (its registered `client_uri`), where the person already is signed in.
+    pub fn interaction(state: &crate::AppState, error: &InteractionError) -> Response {
+        if let InteractionError::Finished { client_id } = error {
+            if let Some(home) = state
+                .clients
+                .get(client_id)
+                .and_then(|c| c.client_uri.clone())
+            {
+                return Redirect::to(&home).into_response();
+            }
+            return ErrorPage::bad_request(
+                "You have already signed in",
+                "This sign-in is complete. Go back to the application.",
+                None,
+            );
+        }
         ErrorPage::bad_request(
             "This sign-in request is no longer valid",
             &format!("{error}. Go back to the application and sign in again."),

@@ -126,7 +126,7 @@ pub async fn show(
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
     match state.interactions.get(&q.tx, browser.as_deref()) {
         Ok(interaction) => sign_in_page(&state, &q.tx, &interaction, "", None).into_response(),
-        Err(e) => ErrorPage::interaction(&e),
+        Err(e) => ErrorPage::interaction(&state, &e),
     }
 }
 
@@ -143,7 +143,7 @@ pub async fn submit(
         .check_form(&form.tx, browser.as_deref(), &form.csrf)
     {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&e),
+        Err(e) => return ErrorPage::interaction(&state, &e),
     };
     let user = match state.store.user_by_username(form.username.trim()).await {
         Ok(user) => user,
@@ -225,7 +225,7 @@ pub async fn show_signup(
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
     match state.interactions.get(&q.tx, browser.as_deref()) {
         Ok(interaction) => sign_up_page(&state, &q.tx, &interaction, None, None).into_response(),
-        Err(e) => ErrorPage::interaction(&e),
+        Err(e) => ErrorPage::interaction(&state, &e),
     }
 }
 
@@ -265,7 +265,7 @@ pub async fn submit_signup(
         .check_form(&form.tx, browser.as_deref(), &form.csrf)
     {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&e),
+        Err(e) => return ErrorPage::interaction(&state, &e),
     };
     let refuse = |field: &str, message: &str| {
         let page = sign_up_page(

@@ -193,7 +193,7 @@ async fn sign_in_form_posted_from_another_browser_is_refused_rfc6749_10_12() {
 }
 
 #[tokio::test]
-async fn unknown_or_finished_sign_in_tx_gets_an_error_page_rfc6749_10_12() {
+async fn unknown_tx_gets_an_error_page_and_a_finished_one_goes_home_without_a_code_rfc6749_10_12() {
     let idp = Idp::start().await;
     let browser = http_client();
     let signin = start(&idp, &browser, "openid").await;
@@ -206,7 +206,11 @@ async fn unknown_or_finished_sign_in_tx_gets_an_error_page_rfc6749_10_12() {
     let response = sign_in(&browser, &signin, &ALICE).await;
     let response = consent(&browser, &location(&response), "allow").await;
     assert!(location(&response).starts_with(REDIRECT_URI));
-    assert_error_page(browser.get(&signin).send().await.unwrap(), 400).await;
+    // The back button: to the application's home (client_uri), no code.
+    let back = browser.get(&signin).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    assert_eq!(location(&back), "http://localhost:3000/");
+    // Replaying the finished form from the same browser issues nothing.
     let mut replay = fields;
     replay.insert("username".into(), ALICE.username.into());
     replay.insert("password".into(), ALICE.password.into());
@@ -216,7 +220,11 @@ async fn unknown_or_finished_sign_in_tx_gets_an_error_page_rfc6749_10_12() {
         .send()
         .await
         .unwrap();
-    assert_error_page(response, 400).await;
+    assert_eq!(response.status(), 303);
+    assert!(
+        !location(&response).contains("code="),
+        "a finished sign-in gives no second code"
+    );
 }
 
 #[tokio::test]

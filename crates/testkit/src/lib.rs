@@ -506,6 +506,7 @@ impl Stack {
         client.post_logout_redirect_uris =
             vec![mock_idp::clients::RedirectUri::parse(&format!("{bff_url}/")).expect("URI")];
         client.backchannel_logout_uri = Some(format!("{bff_url}/bff/backchannel"));
+        client.client_uri = Some(format!("{bff_url}/"));
         let idp = Idp::start_with(settings).await;
         let api = Api::start(&idp).await;
         let bff = Bff::start_on(listener, &bff_url, &idp, &api, bff_args).await;
