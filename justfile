@@ -22,9 +22,8 @@ api *ARGS:
 bff *ARGS:
     cargo run -p bff -- {{ARGS}}
 
-# The browser tests need Chromium, chromedriver and axe-core; without them
-# they pass as skipped, and the last line says so.
-# Every test of the workspace.
+# Every test of the workspace. The browser tests need Chromium, chromedriver
+# and axe-core; without them they pass as skipped, and the last line says so.
 test: && _browser-notice
     cargo test --workspace --all-targets
 
