@@ -225,3 +225,73 @@ async fn a_session_in_sqlite_survives_a_bff_restart() {
     assert_eq!(user.status(), 200);
     let _ = std::fs::remove_file(db);
 }
+
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_lifetime_even_when_used() {
+    let stack = Stack::start_with(
+        testkit::mock_idp::Settings::demo(),
+        &["--session-absolute-seconds", "2"],
+    )
+    .await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 200);
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 401, "signed out after the absolute lifetime");
+}
+
+#[tokio::test]
+async fn a_session_ends_when_idle_longer_than_its_idle_lifetime() {
+    let stack = Stack::start_with(
+        testkit::mock_idp::Settings::demo(),
+        &["--session-idle-seconds", "1"],
+    )
+    .await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 401, "signed out after being idle");
+}
+
+#[tokio::test]
+async fn extra_authorize_parameters_reach_the_authorization_request() {
+    let stack = Stack::start_with(
+        testkit::mock_idp::Settings::demo(),
+        &[
+            "--authorize-param",
+            "audience=api://default",
+            "--authorize-param",
+            "login_hint=alice@example.com",
+        ],
+    )
+    .await;
+    let browser = http_client();
+    let login = browser
+        .get(stack.bff.url("/bff/login"))
+        .send()
+        .await
+        .unwrap();
+    let query = testkit::query_of(&testkit::location(&login));
+    assert_eq!(query["audience"], "api://default");
+    assert_eq!(query["login_hint"], "alice@example.com");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["code_challenge"].len(), 43);
+}

@@ -178,10 +178,24 @@ async fn just_up_runs_the_real_binaries_and_logs_no_secret_of_a_login() {
     .await
     .unwrap();
     assert_eq!(notes.status(), 200);
+    let request_id = format!("trace-{}", testkit::random_string());
+    let traced = bff_json(&browser, reqwest::Method::GET, &format!("{bff}/bff/api/me"))
+        .header("x-request-id", &request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.status(), 200);
     let tokens = session_tokens(&prefix).await;
     assert_eq!(tokens.len(), 3);
     // A second login through the helper, for good measure.
     sign_in_at_bff(&http_client(), &bff, &ALICE, &mut Received::default()).await;
+
+    // The request id given to the BFF is in the API's log of that call.
+    let api_saw_it = up
+        .output()
+        .lines()
+        .any(|l| l.starts_with("[api]") && l.contains(&request_id));
+    assert!(api_saw_it, "the API's log has the BFF's request id");
 
     // The services' own log lines (the banner shows the demo passwords on
     // purpose).
