@@ -20,7 +20,9 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, Nonce, OAuth2TokenResponse, PkceCodeVerifier, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, Nonce, OAuth2TokenResponse,
+    PkceCodeVerifier, SignatureVerificationError, TokenResponse,
+    core::{CoreIdTokenClaims, CoreTokenResponse},
 };
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -28,7 +30,7 @@ use tracing::instrument;
 
 use crate::{
     AppState,
-    oidc::ID_TOKEN_ALGS,
+    oidc::{ID_TOKEN_ALGS, Provider},
     pages::ErrorPage,
     session::{Sessions, SignedIn, Tokens, User},
 };
@@ -126,13 +128,13 @@ async fn handle(
     }
     .ok_or(CallbackError::UnknownState)?;
     // 2. RFC 9207 2.4: the issuer, when sent or promised, must be ours.
-    let promised = state
-        .provider
+    let provider = state.provider.get();
+    let promised = provider
         .extra
         .authorization_response_iss_parameter_supported
         == Some(true);
     match q.iss.as_deref() {
-        Some(iss) if iss != state.provider.issuer => return Err(CallbackError::WrongIssuer),
+        Some(iss) if iss != provider.issuer => return Err(CallbackError::WrongIssuer),
         None if promised => return Err(CallbackError::WrongIssuer),
         _ => {}
     }
@@ -144,36 +146,22 @@ async fn handle(
     let code = q.code.ok_or(CallbackError::MissingCode)?;
 
     // 4. Step 6: code + verifier to the token endpoint.
-    let response = exchange(state, code, pending.pkce_verifier).await?;
+    let response = exchange(&provider, &state.http, code, pending.pkce_verifier).await?;
 
-    // 5. OIDC Core 3.1.3.7: the ID token.
+    // 5. OIDC Core 3.1.3.7: the ID token. A key the BFF has not seen yet
+    // (the provider rotated) gets one fresh look at its JWKS.
+    let nonce = Nonce::new(pending.nonce);
+    let claims = match verify_id_token(&provider, &response, &nonce) {
+        Err(IdTokenError::UnknownKey) => match state.provider.refresh().await {
+            Some(fresh) => verify_id_token(&fresh, &response, &nonce),
+            None => Err(IdTokenError::UnknownKey),
+        },
+        other => other,
+    }
+    .map_err(|e| CallbackError::IdToken(e.to_string()))?;
     let id_token = response
         .id_token()
         .ok_or_else(|| CallbackError::IdToken("the token response has no id_token".into()))?;
-    let verifier = state
-        .provider
-        .client
-        .id_token_verifier()
-        .set_allowed_algs(ID_TOKEN_ALGS.to_vec());
-    let claims = id_token
-        .claims(&verifier, &Nonce::new(pending.nonce))
-        .map_err(|e| CallbackError::IdToken(e.to_string()))?;
-    // OIDC Core 3.1.3.8: at_hash binds the access token to the ID token.
-    if let Some(expected) = claims.access_token_hash() {
-        let alg = id_token
-            .signing_alg()
-            .map_err(|e| CallbackError::IdToken(e.to_string()))?;
-        let key = id_token
-            .signing_key(&verifier)
-            .map_err(|e| CallbackError::IdToken(e.to_string()))?;
-        let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
-            .map_err(|e| CallbackError::IdToken(e.to_string()))?;
-        if actual != *expected {
-            return Err(CallbackError::IdToken(
-                "at_hash does not match the access token".into(),
-            ));
-        }
-    }
     let user = User {
         sub: claims.subject().to_string(),
         name: claims
@@ -214,20 +202,63 @@ async fn handle(
     Ok(pending.return_url)
 }
 
+#[derive(Debug, thiserror::Error)]
+enum IdTokenError {
+    #[error("the token response has no id_token")]
+    Missing,
+    #[error("signed with a key the provider does not publish")]
+    UnknownKey,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// OIDC Core 3.1.3.7 (signature, `iss`, `aud`, `exp`, `iat`, `nonce`) and
+/// 3.1.3.8 (`at_hash` binds the access token to the ID token).
+fn verify_id_token(
+    provider: &Provider,
+    response: &CoreTokenResponse,
+    nonce: &Nonce,
+) -> Result<CoreIdTokenClaims, IdTokenError> {
+    let id_token = response.id_token().ok_or(IdTokenError::Missing)?;
+    let verifier = provider
+        .client
+        .id_token_verifier()
+        .set_allowed_algs(ID_TOKEN_ALGS.to_vec());
+    let claims = id_token.claims(&verifier, nonce).map_err(|e| match e {
+        ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        ) => IdTokenError::UnknownKey,
+        other => IdTokenError::Invalid(other.to_string()),
+    })?;
+    if let Some(expected) = claims.access_token_hash() {
+        let invalid = |e: &dyn std::fmt::Display| IdTokenError::Invalid(e.to_string());
+        let alg = id_token.signing_alg().map_err(|e| invalid(&e))?;
+        let key = id_token.signing_key(&verifier).map_err(|e| invalid(&e))?;
+        let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
+            .map_err(|e| invalid(&e))?;
+        if actual != *expected {
+            return Err(IdTokenError::Invalid(
+                "at_hash does not match the access token".into(),
+            ));
+        }
+    }
+    Ok(claims.clone())
+}
+
 /// Step 6: the token request.
 #[instrument(name = "step6_exchange_code", skip_all)]
 async fn exchange(
-    state: &AppState,
+    provider: &Provider,
+    http: &reqwest::Client,
     code: String,
     verifier: String,
-) -> Result<openidconnect::core::CoreTokenResponse, CallbackError> {
-    state
-        .provider
+) -> Result<CoreTokenResponse, CallbackError> {
+    provider
         .client
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|e| CallbackError::Exchange(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(verifier))
-        .request_async(&state.http)
+        .request_async(http)
         .await
         .map_err(|e| CallbackError::Exchange(describe_token_error(&e)))
 }

@@ -38,13 +38,16 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::Config;
 
-use crate::{oidc::Provider, session::Store};
+use crate::{
+    oidc::{Provider, Providers},
+    session::Store,
+};
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub provider: Arc<Provider>,
+    pub provider: Arc<Providers>,
     /// For the provider: no redirects, short timeouts.
     pub http: reqwest::Client,
     /// For the API: no redirects, streaming bodies.
@@ -63,7 +66,7 @@ pub async fn app(config: &Config) -> anyhow::Result<Router> {
         .build()?;
     let state = AppState {
         config: Arc::new(config.clone()),
-        provider: Arc::new(provider),
+        provider: Arc::new(Providers::new(provider, config.clone(), http.clone())),
         http,
         api_http,
     };

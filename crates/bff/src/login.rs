@@ -65,7 +65,8 @@ pub async fn login(
     let return_url = safe_return_url(q.return_url.as_deref());
     // Step 1: verifier (32 random bytes, 43 characters) and its S256 challenge.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = state.provider.client.authorize_url(
+    let provider = state.provider.get();
+    let mut request = provider.client.authorize_url(
         CoreAuthenticationFlow::AuthorizationCode,
         CsrfToken::new_random,
         Nonce::new_random,

@@ -56,7 +56,8 @@ pub async fn logout(
         return ErrorPage::unavailable();
     }
     tracing::info!(sub = %signed_in.user.sub, "signed out");
-    let Some(end_session) = &state.provider.extra.end_session_endpoint else {
+    let provider = state.provider.get();
+    let Some(end_session) = &provider.extra.end_session_endpoint else {
         return Redirect::to("/").into_response();
     };
     let Ok(mut url) = url::Url::parse(end_session) else {
@@ -74,7 +75,8 @@ pub async fn logout(
 /// RFC 7009: the refresh token goes back to the provider. Best effort: a
 /// provider that is down must not keep the person signed in here.
 async fn revoke(state: &AppState, refresh_token: &str) {
-    let Some(endpoint) = &state.provider.extra.revocation_endpoint else {
+    let provider = state.provider.get();
+    let Some(endpoint) = &provider.extra.revocation_endpoint else {
         return;
     };
     let result = state

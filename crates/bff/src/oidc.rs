@@ -8,7 +8,10 @@
 //! `end_session_endpoint` (RP-Initiated Logout) and
 //! `authorization_response_iss_parameter_supported` (RFC 9207).
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
 
 use openidconnect::{
     AdditionalProviderMetadata, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet,
@@ -127,5 +130,62 @@ impl Provider {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("discovery failed")))
+    }
+}
+
+/// The provider as currently known, re-discovered when its keys change.
+///
+/// A provider rotates its signing keys (OIDC Core 10.1.1); an ID token signed
+/// with a key the BFF has not seen makes it fetch discovery and the JWKS
+/// again, at most once per [`REFRESH_INTERVAL`], so a flood of tokens with
+/// made-up `kid`s cannot make it hammer the provider.
+pub struct Providers {
+    current: RwLock<Arc<Provider>>,
+    last_refresh: Mutex<Option<Instant>>,
+    config: Config,
+    http: reqwest::Client,
+}
+
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Providers {
+    pub fn new(provider: Provider, config: Config, http: reqwest::Client) -> Providers {
+        Providers {
+            current: RwLock::new(Arc::new(provider)),
+            last_refresh: Mutex::new(None),
+            config,
+            http,
+        }
+    }
+
+    pub fn get(&self) -> Arc<Provider> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Fetches discovery and keys again, unless that was done less than
+    /// [`REFRESH_INTERVAL`] ago; returns the new provider if it did.
+    pub async fn refresh(&self) -> Option<Arc<Provider>> {
+        {
+            let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < REFRESH_INTERVAL) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        match Provider::discover(&self.config, &self.http).await {
+            Ok(provider) => {
+                let provider = Arc::new(provider);
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = provider.clone();
+                tracing::info!("provider metadata and keys refreshed");
+                Some(provider)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh the provider's metadata");
+                None
+            }
+        }
     }
 }

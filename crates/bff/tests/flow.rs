@@ -295,3 +295,18 @@ async fn extra_authorize_parameters_reach_the_authorization_request() {
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["code_challenge"].len(), 43);
 }
+
+#[tokio::test]
+async fn a_signing_key_rotated_at_the_idp_is_picked_up_without_a_restart_oidc_core_10_1_1() {
+    let stack = Stack::start().await;
+    // The BFF fetched the JWKS at start; the IdP now signs with a new key.
+    stack.idp.rotate_keys().await;
+    let browser = http_client();
+    let landed = sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    assert_eq!(landed, stack.bff.url("/"));
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 200);
+}
