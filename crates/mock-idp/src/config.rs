@@ -136,6 +136,10 @@ pub struct Lifetimes {
     pub refresh_token_reuse_grace_seconds: u64,
     pub code_seconds: u64,
     pub session_seconds: u64,
+    /// How long a retired signing key stays in the JWKS after the last token
+    /// it signed has expired: room for logout tokens in flight and clocks
+    /// that differ.
+    pub key_retirement_margin_seconds: u64,
 }
 
 impl Default for Lifetimes {
@@ -148,6 +152,7 @@ impl Default for Lifetimes {
             refresh_token_reuse_grace_seconds: 0,
             code_seconds: 60,
             session_seconds: 28_800,
+            key_retirement_margin_seconds: 300,
         }
     }
 }

@@ -85,6 +85,7 @@ impl AppState {
                     name: user.name.clone(),
                     given_name: user.given_name.clone(),
                     family_name: user.family_name.clone(),
+                    email_verified: true,
                 })
                 .await?;
         }
@@ -100,7 +101,8 @@ impl AppState {
                     .max()
                     .unwrap_or(0),
             );
-        let keys = Keys::load(&store, signing_alg, longest_token as i64).await?;
+        let published_after_retirement = longest_token + lifetimes.key_retirement_margin_seconds;
+        let keys = Keys::load(&store, signing_alg, published_after_retirement as i64).await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))

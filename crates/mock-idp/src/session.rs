@@ -56,23 +56,46 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Option<Session> {
 }
 
 /// Starts a session for a user who just proved who they are; returns it
-/// and the `Set-Cookie` header that carries it.
+/// and the `Set-Cookie` header that carries it. The cookie value is always
+/// new (no fixation). The browser's `previous` session, if any, does not
+/// linger: the same user's is renewed under its `sid` (clients keep
+/// recognising it), another user's is ended, with back-channel logout.
 pub async fn start(
     state: &AppState,
     sub: &str,
+    previous: Option<Session>,
 ) -> Result<(Session, HeaderValue), crate::store::StoreError> {
     let cookie = crate::random_token();
     let now = crate::now();
-    let session = Session {
-        sid: crate::random_id(),
-        sub: sub.to_owned(),
-        auth_time: now,
-    };
     let lifetime = state.settings.tokens.session_seconds as i64;
-    state
-        .store
-        .insert_session(&crate::digest(&cookie), &session, now + lifetime)
-        .await?;
+    let session = match previous {
+        Some(previous) if previous.sub == sub => {
+            let renewed = Session {
+                auth_time: now,
+                ..previous
+            };
+            state
+                .store
+                .renew_session(&renewed, &crate::digest(&cookie), now + lifetime)
+                .await?;
+            renewed
+        }
+        other => {
+            if let Some(previous) = other {
+                crate::logout::end_session(state, &previous.sid, &previous.sub).await;
+            }
+            let session = Session {
+                sid: crate::random_id(),
+                sub: sub.to_owned(),
+                auth_time: now,
+            };
+            state
+                .store
+                .insert_session(&crate::digest(&cookie), &session, now + lifetime)
+                .await?;
+            session
+        }
+    };
     Ok((session, set_cookie(SESSION_COOKIE, &cookie, lifetime)))
 }
 

@@ -27,7 +27,7 @@ use crate::{
     pages::ErrorPage,
     passwords,
     session::{self, BROWSER_COOKIE},
-    store::{StoreError, User},
+    store::{Session, StoreError, User},
 };
 
 #[derive(Template, WebTemplate)]
@@ -165,12 +165,14 @@ pub async fn submit(
             return (StatusCode::UNAUTHORIZED, page).into_response();
         }
     };
+    let previous = session::current(&state, &headers).await;
     signed_in(
         &state,
         &form.tx,
         interaction,
         &user,
         browser.as_deref().unwrap_or(""),
+        previous,
     )
     .await
 }
@@ -182,8 +184,9 @@ async fn signed_in(
     interaction: Interaction,
     user: &User,
     browser: &str,
+    previous: Option<Session>,
 ) -> Response {
-    let (session, cookie) = match session::start(state, &user.sub).await {
+    let (session, cookie) = match session::start(state, &user.sub, previous).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "could not start a session");
@@ -290,6 +293,8 @@ pub async fn submit_signup(
         password_hash,
         given_name: name.split_whitespace().next().map(str::to_owned),
         family_name: None,
+        // Nobody checked that this address is theirs.
+        email_verified: false,
         name,
     };
     match state.store.insert_user(&user).await {
@@ -306,12 +311,14 @@ pub async fn submit_signup(
         }
     }
     tracing::info!(sub = %user.sub, "registered");
+    let previous = session::current(&state, &headers).await;
     signed_in(
         &state,
         &form.tx,
         interaction,
         &user,
         browser.as_deref().unwrap_or(""),
+        previous,
     )
     .await
 }

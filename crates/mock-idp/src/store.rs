@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT NOT NULL,
     given_name TEXT,
     family_name TEXT,
+    email_verified INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS consents (
@@ -90,6 +91,9 @@ pub struct User {
     pub name: String,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
+    /// Whether the IdP knows the email address is the user's: true for the
+    /// configured users, false for self-registered ones (nobody checked).
+    pub email_verified: bool,
 }
 
 /// A signing key as stored.
@@ -189,10 +193,12 @@ impl Store {
     /// Users from the config file: inserted, or updated to match the file.
     pub async fn upsert_user(&self, user: &User) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (sub, username, password_hash, name, given_name, family_name, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
+                 email_verified, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,
-                 name = excluded.name, given_name = excluded.given_name, family_name = excluded.family_name",
+                 name = excluded.name, given_name = excluded.given_name,
+                 family_name = excluded.family_name, email_verified = excluded.email_verified",
         )
         .bind(&user.sub)
         .bind(&user.username)
@@ -200,6 +206,7 @@ impl Store {
         .bind(&user.name)
         .bind(&user.given_name)
         .bind(&user.family_name)
+        .bind(user.email_verified)
         .bind(crate::now())
         .execute(&self.pool)
         .await?;
@@ -214,8 +221,9 @@ impl Store {
     /// (which OIDC Core 5.7 warns against, and many clients still do).
     pub async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO users (sub, username, password_hash, name, given_name, family_name, created_at)
-             SELECT ?, ?, ?, ?, ?, ?, ?
+            "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
+                 email_verified, created_at)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?
              WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = ? COLLATE NOCASE)
              ON CONFLICT DO NOTHING",
         )
@@ -225,6 +233,7 @@ impl Store {
         .bind(&user.name)
         .bind(&user.given_name)
         .bind(&user.family_name)
+        .bind(user.email_verified)
         .bind(crate::now())
         .bind(&user.username)
         .execute(&self.pool)
@@ -245,7 +254,8 @@ impl Store {
 
     async fn user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
         let sql = format!(
-            "SELECT sub, username, password_hash, name, given_name, family_name FROM users WHERE {column} = ?"
+            "SELECT sub, username, password_hash, name, given_name, family_name, email_verified
+             FROM users WHERE {column} = ?"
         );
         let row = sqlx::query(&sql)
             .bind(value)
@@ -258,6 +268,7 @@ impl Store {
             name: r.get(3),
             given_name: r.get(4),
             family_name: r.get(5),
+            email_verified: r.get::<i64, _>(6) != 0,
         }))
     }
 
@@ -408,6 +419,26 @@ impl Store {
             .bind(expires_at)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// A session signed in to again: a new cookie, a new `auth_time`, the
+    /// same `sid`.
+    pub async fn renew_session(
+        &self,
+        session: &Session,
+        cookie_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET cookie_hash = ?, auth_time = ?, expires_at = ? WHERE sid = ?",
+        )
+        .bind(cookie_hash)
+        .bind(session.auth_time)
+        .bind(expires_at)
+        .bind(&session.sid)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

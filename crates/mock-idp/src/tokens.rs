@@ -120,7 +120,7 @@ pub fn user_claims<'s>(
             }
             "email" => {
                 claims.insert("email".into(), user.username.clone().into());
-                claims.insert("email_verified".into(), true.into());
+                claims.insert("email_verified".into(), user.email_verified.into());
             }
             _ => {}
         }

@@ -534,6 +534,7 @@ async fn retired_key_leaves_the_jwks_once_its_tokens_expired_oidc_core_10_1_1() 
     let idp = Idp::start_with(settings(|s| {
         s.tokens.access_token_seconds = 1;
         s.tokens.id_token_seconds = 1;
+        s.tokens.key_retirement_margin_seconds = 0;
     }))
     .await;
     let old_kid = published_kids(&idp).await;

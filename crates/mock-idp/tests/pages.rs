@@ -324,6 +324,10 @@ async fn registration_creates_a_user_who_continues_the_flow_and_signs_in_again()
     let id = claims_of(tokens.id_token.as_deref().unwrap());
     assert_eq!(id["email"], email);
     assert_eq!(id["name"], "Carol Tester");
+    // Nobody checked the address: the IdP must not vouch for it (OIDC Core
+    // 5.1 email_verified), or a client matching users by email would take
+    // it for the mailbox's owner.
+    assert_eq!(id["email_verified"], false);
 
     // In another browser, the new account signs in with its password; its
     // consent is remembered.
@@ -458,4 +462,43 @@ async fn session_cookie_changes_at_each_sign_in_no_fixation_owasp_session_manage
         "the session cookie kept its value across a sign-in"
     );
     assert_ne!(second, planted);
+}
+
+#[tokio::test]
+async fn signing_in_again_renews_the_session_and_the_old_cookie_stops_working_owasp_session_management()
+ {
+    let idp = Idp::start().await;
+    let browser = http_client();
+    // First sign-in: keep the cookie value, as someone who copied it would.
+    let signin = start(&idp, &browser, "openid").await;
+    let response = sign_in(&browser, &signin, &ALICE).await;
+    let old_cookie = set_cookie(&response, SESSION_COOKIE).expect("session cookie");
+    consent(&browser, &location(&response), "allow").await;
+
+    // prompt=login: the same person signs in again in the same browser.
+    let mut again = AuthorizeParams::demo("openid");
+    again.extra.push(("prompt".into(), "login".into()));
+    let signin = location(&authorize(&browser, &again.url(&idp)).await);
+    let response = sign_in(&browser, &signin, &ALICE).await;
+    let new_cookie = set_cookie(&response, SESSION_COOKIE).expect("session cookie");
+    assert_ne!(old_cookie, new_cookie);
+
+    // The old value no longer names a session: SSO with it asks for the
+    // password, while the browser's new one still signs in silently.
+    let sso = AuthorizeParams::demo("openid");
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(sso.url(&idp))
+        .header("Cookie", old_cookie.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&response).contains("/signin?"),
+        "the old session was renewed away"
+    );
+    let response = authorize(&browser, &AuthorizeParams::demo("openid").url(&idp)).await;
+    assert!(location(&response).starts_with(REDIRECT_URI));
 }
