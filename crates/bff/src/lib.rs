@@ -21,6 +21,7 @@ pub mod logout;
 pub mod oidc;
 pub mod pages;
 pub mod proxy;
+pub mod refresh;
 pub mod session;
 pub mod user;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// For the API: no redirects, streaming bodies.
     pub api_http: reqwest::Client,
+    /// Refreshes in flight, so that one refresh token is used once.
+    pub refreshes: Arc<refresh::Refreshes>,
 }
 
 /// Builds the whole BFF: discovery at the provider, the session store, the
@@ -69,6 +72,7 @@ pub async fn app(config: &Config) -> anyhow::Result<Router> {
         provider: Arc::new(Providers::new(provider, config.clone(), http.clone())),
         http,
         api_http,
+        refreshes: Arc::default(),
     };
     Ok(router(state, store))
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 use tower_sessions::Session;
 use tracing::instrument;
 
-use crate::{AppState, session::Sessions};
+use crate::{AppState, refresh, session::Sessions};
 
 /// Request headers passed to the API. Not `cookie`, not `authorization`.
 const REQUEST_HEADERS: [HeaderName; 6] = [
@@ -57,33 +57,59 @@ fn copy(from: &HeaderMap, to: &mut HeaderMap, allowed: &[HeaderName]) {
     }
 }
 
-#[instrument(name = "step9_call_api", skip_all, fields(path = %path))]
+/// `{api_url}/api/{path}?{query}`, or `None` for a path that could leave
+/// `/api/`. Each segment is appended (and percent-encoded) by the URL parser
+/// itself, so `.`, `..`, an encoded `%2e%2e` decoded once by the router, or
+/// a backslash cannot climb out; anything still odd is refused.
+fn api_url(base: &str, path: &str, query: Option<&str>) -> Option<url::Url> {
+    let odd = |s: &str| {
+        s == "." || s == ".." || s.contains(['\\', '%']) || s.chars().any(char::is_control)
+    };
+    if path.split('/').any(odd) {
+        return None;
+    }
+    let mut url = url::Url::parse(base).ok()?;
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push("api")
+        .extend(path.split('/'));
+    url.set_query(query);
+    let prefix = format!(
+        "{}/api/",
+        url::Url::parse(base).ok()?.path().trim_end_matches('/')
+    );
+    url.path().starts_with(&prefix).then_some(url)
+}
+
+#[instrument(name = "step9_call_api", skip_all, fields(path = ?path))]
 pub async fn proxy(
     State(state): State<AppState>,
     session: Session,
     Path(path): Path<String>,
     request: Request,
 ) -> Response {
-    let Some(signed_in) =
+    let Some(mut signed_in) =
         Sessions::signed_in(&session, state.config.session_absolute_seconds).await
     else {
         return json_error(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first");
     };
-    // No climbing out of /api/ with dot segments.
-    if path.split('/').any(|s| s == ".." || s == ".") {
+    // An access token about to expire is refreshed first; a refresh the
+    // provider refuses ends the session.
+    if let Err(e) = refresh::ensure_fresh(&state, &session, &mut signed_in).await {
+        tracing::info!(error = %e, "session ended: its tokens could not be refreshed");
+        let _ = session.flush().await;
+        return json_error(StatusCode::UNAUTHORIZED, "session_expired", "sign in again");
+    }
+    let Some(url) = api_url(&state.config.api_url, &path, request.uri().query()) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request", "bad path");
-    }
-    let mut url = format!("{}/api/{path}", state.config.api_url.trim_end_matches('/'));
-    if let Some(query) = request.uri().query() {
-        url.push('?');
-        url.push_str(query);
-    }
+    };
     let (parts, body) = request.into_parts();
     let mut headers = HeaderMap::new();
     copy(&parts.headers, &mut headers, &REQUEST_HEADERS);
     let upstream = state
         .api_http
-        .request(parts.method, &url)
+        .request(parts.method, url)
         .headers(headers)
         .bearer_auth(&signed_in.tokens.access_token)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()))
@@ -92,7 +118,8 @@ pub async fn proxy(
     let upstream = match upstream {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(error = %e, "the API is unreachable");
+            // Without the URL: it carries the caller's query.
+            tracing::warn!(error = %e.without_url(), "the API is unreachable");
             return json_error(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -114,4 +141,29 @@ pub async fn proxy(
                 "bad answer from the API",
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_url;
+
+    #[test]
+    fn paths_cannot_leave_the_api_prefix() {
+        let ok = api_url("http://api:4000", "notes/7", Some("a=b")).unwrap();
+        assert_eq!(ok.as_str(), "http://api:4000/api/notes/7?a=b");
+        let gateway = api_url("https://gw/notes-svc/", "me", None).unwrap();
+        assert_eq!(gateway.as_str(), "https://gw/notes-svc/api/me");
+        // What the router hands over after decoding the request path once.
+        for bad in [
+            "../healthz",
+            "./me",
+            "%2e%2e/healthz",
+            ".%2e/x",
+            "..\\healthz",
+            "a/../../b",
+            ".\n./x",
+        ] {
+            assert!(api_url("http://api:4000", bad, None).is_none(), "{bad:?}");
+        }
+    }
 }

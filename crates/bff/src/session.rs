@@ -154,7 +154,7 @@ fn to_store_error(e: tower_sessions::session::Error) -> session_store::Error {
 pub enum Store {
     Memory(MemoryStore),
     Sqlite(SqliteStore),
-    Redis(Cached<RedisStore>),
+    Redis(Cached),
 }
 
 impl Store {
@@ -204,6 +204,8 @@ impl Store {
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_path("/")
+            // Every request saves, so the idle lifetime slides with use.
+            .with_always_save(true)
             .with_expiry(Expiry::OnInactivity(
                 tower_sessions::cookie::time::Duration::seconds(idle_seconds),
             ))
@@ -220,10 +222,23 @@ impl SessionStore for Store {
         }
     }
 
+    /// Updates a session that still exists, and only then: a request that
+    /// loaded the session before a logout deleted it must not write it back
+    /// (tokens and all) when it ends. New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match self {
-            Store::Memory(s) => s.save(record).await,
-            Store::Sqlite(s) => s.save(record).await,
+            Store::Memory(s) => {
+                if s.load(&record.id).await?.is_some() {
+                    s.save(record).await?;
+                }
+                Ok(())
+            }
+            Store::Sqlite(s) => {
+                if s.load(&record.id).await?.is_some() {
+                    s.save(record).await?;
+                }
+                Ok(())
+            }
             Store::Redis(s) => s.save(record).await,
         }
     }
@@ -281,8 +296,13 @@ impl RedisStore {
         format!("{}{id}", self.prefix)
     }
 
-    /// Writes a record; `only_new` makes it fail (false) if the id exists.
-    async fn write(&self, record: &Record, only_new: bool) -> session_store::Result<bool> {
+    /// Writes a record: `NX` only if the id is new, `XX` only if it exists;
+    /// `false` when that condition failed.
+    async fn write(
+        &self,
+        record: &Record,
+        condition: fred::types::SetOptions,
+    ) -> session_store::Result<bool> {
         let json = serde_json::to_string(record).map_err(backend)?;
         let expire_at = record.expiry_date.unix_timestamp();
         let set: Option<String> = self
@@ -291,7 +311,7 @@ impl RedisStore {
                 self.key(&record.id),
                 json,
                 Some(fred::types::Expiration::EXAT(expire_at)),
-                only_new.then_some(fred::types::SetOptions::NX),
+                Some(condition),
                 false,
             )
             .await
@@ -305,14 +325,18 @@ impl SessionStore for RedisStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // A fresh id until one is free (a collision of 128 random bits is
         // not expected, but SET NX makes it impossible to overwrite).
-        while !self.write(record, true).await? {
+        while !self.write(record, fred::types::SetOptions::NX).await? {
             record.id = Id::default();
         }
         Ok(())
     }
 
+    /// Only an existing session is updated (`SET … XX`): one deleted by a
+    /// logout stays deleted.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.write(record, false).await.map(|_| ())
+        self.write(record, fred::types::SetOptions::XX)
+            .await
+            .map(|_| ())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
@@ -327,20 +351,20 @@ impl SessionStore for RedisStore {
     }
 }
 
-/// A small in-process read cache in front of a remote store: a session read
-/// again within `TTL` is served from memory. Writes and deletes go through
-/// to the store at once. Another instance may see a change up to `TTL`
-/// late; keep it short.
+/// A small in-process read cache in front of Redis: a session read again
+/// within `CACHE_TTL` is served from memory. Writes and deletes go through
+/// to Redis at once. Another instance may see a change (a logout) up to
+/// `CACHE_TTL` late, and never writes a deleted session back; keep it short.
 #[derive(Clone)]
-pub struct Cached<S> {
-    inner: S,
+pub struct Cached {
+    inner: RedisStore,
     entries: Arc<Mutex<HashMap<Id, (Record, Instant)>>>,
 }
 
 const CACHE_TTL: Duration = Duration::from_secs(1);
 const CACHE_CAPACITY: usize = 10_000;
 
-impl<S: fmt::Debug> fmt::Debug for Cached<S> {
+impl fmt::Debug for Cached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cached")
             .field("inner", &self.inner)
@@ -348,8 +372,8 @@ impl<S: fmt::Debug> fmt::Debug for Cached<S> {
     }
 }
 
-impl<S> Cached<S> {
-    pub fn new(inner: S) -> Cached<S> {
+impl Cached {
+    pub fn new(inner: RedisStore) -> Cached {
         Cached {
             inner,
             entries: Arc::default(),
@@ -385,7 +409,7 @@ impl<S> Cached<S> {
 }
 
 #[async_trait]
-impl<S: SessionStore + Clone> SessionStore for Cached<S> {
+impl SessionStore for Cached {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         self.inner.create(record).await?;
         self.remember(record);
@@ -393,8 +417,15 @@ impl<S: SessionStore + Clone> SessionStore for Cached<S> {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.inner.save(record).await?;
-        self.remember(record);
+        if self
+            .inner
+            .write(record, fred::types::SetOptions::XX)
+            .await?
+        {
+            self.remember(record);
+        } else {
+            self.forget(&record.id);
+        }
         Ok(())
     }
 

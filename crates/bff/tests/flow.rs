@@ -310,3 +310,158 @@ async fn a_signing_key_rotated_at_the_idp_is_picked_up_without_a_restart_oidc_co
         .unwrap();
     assert_eq!(user.status(), 200);
 }
+
+#[tokio::test]
+async fn the_idle_lifetime_slides_while_the_session_is_used() {
+    let stack = Stack::start_with(
+        testkit::mock_idp::Settings::demo(),
+        &["--session-idle-seconds", "2"],
+    )
+    .await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            user.status(),
+            200,
+            "an active session stays signed in past its idle lifetime"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_in_flight_during_logout_does_not_bring_the_session_back() {
+    let stack = Stack::start().await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    // A proxied upload still streaming its body while the person signs out.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let slow = tokio::spawn(
+        bff_json(&browser, Method::POST, &stack.bff.url("/bff/api/notes"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let logout = bff_json(&browser, Method::POST, &stack.bff.url("/bff/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 303);
+    tx.send(Ok(br#"{"text": "late"}"#.to_vec())).await.unwrap();
+    drop(tx);
+    let _ = slow.await.unwrap();
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        user.status(),
+        401,
+        "the logged-out session stayed logged out"
+    );
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The IdP's demo settings with short-lived access tokens.
+fn short_access_tokens(seconds: u64) -> testkit::mock_idp::Settings {
+    let mut settings = testkit::mock_idp::Settings::demo();
+    settings.clients[0].access_token_seconds = Some(seconds);
+    settings
+}
+
+#[tokio::test]
+async fn an_expiring_access_token_is_refreshed_before_the_api_call_rfc6749_6() {
+    // 31 s tokens are already inside the BFF's 30 s refresh margin after 1 s.
+    let stack = Stack::start_with(short_access_tokens(31), &[]).await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let first: Value = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second: Value = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["sub"], second["sub"]);
+    assert!(
+        second["expires_at"].as_i64() > first["expires_at"].as_i64(),
+        "each call got a freshly refreshed token: {first} then {second}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_refresh_so_rotation_never_revokes_the_family_rfc9700_4_14_2() {
+    let stack = Stack::start_with(short_access_tokens(31), &[]).await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let calls =
+        (0..8).map(|_| bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me")).send());
+    for response in futures_util::future::join_all(calls).await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    // Had two of them refreshed with the same token, the IdP would have
+    // revoked the family (reuse detection) and this would be 401.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let after = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200);
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_ends_the_session_cleanly() {
+    let stack = Stack::start_with(short_access_tokens(31), &[]).await;
+    let browser = http_client();
+    sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
+    // The person revokes the app's access at the IdP (all its grants).
+    let user: Value = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stack
+        .idp
+        .state
+        .store
+        .revoke_client_grants(user["sub"].as_str().unwrap(), "bff-demo")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = bff_json(&browser, Method::GET, &stack.bff.url("/bff/api/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "session_expired");
+    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 401, "the session ended with its grant");
+}
