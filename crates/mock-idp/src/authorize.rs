@@ -63,6 +63,14 @@ pub enum AuthorizeError {
     Redirect(Reply, &'static str, String),
 }
 
+impl AuthorizeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthorizeError::Untrusted(code, _) | AuthorizeError::Redirect(_, code, _) => code,
+        }
+    }
+}
+
 /// Where and how to answer once the redirect URI is trusted.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -167,6 +175,13 @@ impl AuthRequest {
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
+            .collect();
+        // A scope said twice is one scope (and no way to make the request
+        // the IdP keeps for the sign-in pages large).
+        let mut seen = std::collections::HashSet::new();
+        let scopes: Vec<String> = scopes
+            .into_iter()
+            .filter(|s| seen.insert(s.clone()))
             .collect();
         if let Some(bad) = scopes.iter().find(|s| !client.allows_scope(s)) {
             return Err(fail(
@@ -300,7 +315,8 @@ pub async fn authorize(
     let request = match AuthRequest::parse(&state, raw.as_deref().unwrap_or("")) {
         Ok(r) => r,
         Err(error) => {
-            tracing::info!(?error, "authorization request refused");
+            // The error code only: the request's `state` is the client's.
+            tracing::info!(error = error.code(), "authorization request refused");
             return AuthorizeErrorResponse {
                 error,
                 issuer: state.issuer.clone(),
@@ -321,10 +337,10 @@ pub async fn authorize(
                 .error(&state.issuer, "login_required", "the user is not signed in")
         }
         // Step 3: to the sign-in page.
-        None => {
-            let tx = state.interactions.start(request, &browser);
-            Redirect::to(&format!("/signin?tx={tx}")).into_response()
-        }
+        None => match state.interactions.start(request, &browser) {
+            Some(tx) => Redirect::to(&format!("/signin?tx={tx}")).into_response(),
+            None => ErrorPage::busy(),
+        },
         Some(session) => after_sign_in(&state, request, &session, None, &browser).await,
     };
     with_cookie(response, set_browser)
@@ -375,7 +391,10 @@ pub async fn after_sign_in(
     }
     let tx = match tx {
         Some(tx) => tx.to_owned(),
-        None => state.interactions.start(request, browser),
+        None => match state.interactions.start(request, browser) {
+            Some(tx) => tx,
+            None => return ErrorPage::busy(),
+        },
     };
     Redirect::to(&format!("/consent?tx={tx}")).into_response()
 }

@@ -220,41 +220,50 @@ pub enum ClientAuthError {
 }
 
 /// RFC 6749 2.3.1: `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
+/// A header that is there but not that is a failed authentication
+/// (RFC 6749 5.2: `invalid_client`, "unsupported authentication method").
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ClientAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = ClientAuthError::Malformed("malformed Basic authorization header");
-    let value = value
-        .to_str()
-        .map_err(|_| ClientAuthError::Malformed("malformed authorization header"))?;
-    let Some((scheme, encoded)) = value.split_once(' ') else {
-        return Err(bad);
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(ClientAuthError::Malformed(
-            "only Basic client authentication is supported",
-        ));
-    }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
-    let decoded = String::from_utf8(decoded)
-        .map_err(|_| ClientAuthError::Malformed("malformed Basic authorization header"))?;
-    let Some((id, secret)) = decoded.split_once(':') else {
-        return Err(bad);
-    };
-    let id = form_decode(id).ok_or(ClientAuthError::Malformed(
-        "malformed Basic authorization header",
-    ))?;
-    let secret = form_decode(secret).ok_or(ClientAuthError::Malformed(
-        "malformed Basic authorization header",
-    ))?;
-    Ok(Some((id, secret)))
+    parse_basic(value.as_bytes())
+        .map(Some)
+        .ok_or(ClientAuthError::Failed)
 }
 
-/// `application/x-www-form-urlencoded` decoding of one value.
+fn parse_basic(value: &[u8]) -> Option<(String, String)> {
+    let value = std::str::from_utf8(value).ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((form_decode(id)?, form_decode(secret)?))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a
+/// space, `%XX` a byte; nothing else is special (a raw `&` stays).
 fn form_decode(value: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={value}")).ok()?;
-    pairs.into_iter().next().map(|(_, v)| v)
+    percent_encoding::percent_decode_str(&value.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|v| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_basic;
+
+    #[test]
+    fn basic_credentials_are_form_decoded_rfc6749_2_3_1() {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let header = format!("Basic {}", STANDARD.encode("my%20app:s%26cret+x&y"));
+        assert_eq!(
+            parse_basic(header.as_bytes()),
+            Some(("my app".to_owned(), "s&cret x&y".to_owned()))
+        );
+        assert_eq!(parse_basic(b"Bearer abc"), None);
+        assert_eq!(parse_basic(b"Basic !!!"), None);
+    }
 }

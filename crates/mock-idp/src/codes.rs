@@ -96,11 +96,18 @@ impl Codes {
     /// Takes a code: the first time it yields the grant and marks the code
     /// used, in one step under the lock, so two racing requests cannot both
     /// redeem it.
-    pub fn redeem(&self, code: &str) -> Redeemed {
+    pub fn redeem(&self, code: &str, client_id: &str) -> Redeemed {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = entries.get_mut(code) else {
             return Redeemed::Invalid;
         };
+        // RFC 6749 4.1.3: only the client the code was issued to may use it
+        // up, or trigger the revocation a replay causes. Another client (a
+        // public one needs no secret) presenting a leaked code learns
+        // nothing and spends nothing.
+        if entry.grant.client_id != client_id {
+            return Redeemed::Invalid;
+        }
         if let Some(issued) = &entry.redeemed {
             entry.replayed = true;
             return Redeemed::Replayed(issued.clone());

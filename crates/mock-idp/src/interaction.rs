@@ -18,6 +18,12 @@ use subtle::ConstantTimeEq;
 use crate::authorize::AuthRequest;
 
 const LIFETIME: Duration = Duration::from_secs(600);
+/// Most interactions held at once: each costs memory, and anyone can start
+/// one, so there is a ceiling (then the IdP answers "busy").
+const MAX_INTERACTIONS: usize = 10_000;
+/// Wrong passwords one interaction accepts before it is dropped and the
+/// person must start again from the application.
+pub const MAX_FAILED_SIGN_INS: u32 = 5;
 
 #[derive(Clone)]
 pub struct Interaction {
@@ -28,6 +34,7 @@ pub struct Interaction {
     /// Answered already: kept until it expires so that the browser's back
     /// button lands somewhere useful instead of on an error.
     finished: bool,
+    failed_sign_ins: u32,
 }
 
 #[derive(Clone, Default)]
@@ -44,12 +51,18 @@ pub enum InteractionError {
 }
 
 impl Interactions {
-    /// Remembers a validated request for this browser; returns its id.
-    pub fn start(&self, request: AuthRequest, browser_id: &str) -> String {
+    /// Remembers a validated request for this browser; returns its id, or
+    /// `None` when the IdP holds as many as it will.
+    pub fn start(&self, request: AuthRequest, browser_id: &str) -> Option<String> {
         let id = crate::random_token();
         let now = Instant::now();
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, i| now < i.expires_at);
+        if map.len() >= MAX_INTERACTIONS {
+            map.retain(|_, i| now < i.expires_at);
+            if map.len() >= MAX_INTERACTIONS {
+                return None;
+            }
+        }
         map.insert(
             id.clone(),
             Interaction {
@@ -58,9 +71,25 @@ impl Interactions {
                 csrf: crate::random_token(),
                 expires_at: now + LIFETIME,
                 finished: false,
+                failed_sign_ins: 0,
             },
         );
-        id
+        Some(id)
+    }
+
+    /// Counts a wrong password; after [`MAX_FAILED_SIGN_INS`] the interaction
+    /// is dropped (`false`), so one page cannot be used to guess forever.
+    pub fn record_failed_sign_in(&self, id: &str) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(interaction) = map.get_mut(id) else {
+            return false;
+        };
+        interaction.failed_sign_ins += 1;
+        if interaction.failed_sign_ins >= MAX_FAILED_SIGN_INS {
+            map.remove(id);
+            return false;
+        }
+        true
     }
 
     /// The interaction `id`, if it is still alive and belongs to this

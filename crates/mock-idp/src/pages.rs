@@ -39,6 +39,15 @@ impl ErrorPage {
         ErrorPage::response(StatusCode::BAD_REQUEST, title, message, code)
     }
 
+    pub fn busy() -> Response {
+        ErrorPage::response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The identity provider is busy",
+            "Too many sign-ins are under way. Please try again in a few minutes.",
+            Some("temporarily_unavailable"),
+        )
+    }
+
     pub fn server_error() -> Response {
         ErrorPage::response(
             StatusCode::INTERNAL_SERVER_ERROR,

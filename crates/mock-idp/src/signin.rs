@@ -161,6 +161,14 @@ pub async fn submit(
                 passwords::verify(String::new(), None).await;
             }
             tracing::info!("sign-in failed");
+            if !state.interactions.record_failed_sign_in(&form.tx) {
+                return ErrorPage::response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many attempts",
+                    "This sign-in was stopped after too many wrong passwords. Go back to the application to start again.",
+                    Some("access_denied"),
+                );
+            }
             let page = sign_in_page(&state, &form.tx, &interaction, &form.username, Some(FAILED));
             return (StatusCode::UNAUTHORIZED, page).into_response();
         }

@@ -243,7 +243,7 @@ async fn exchange_code(
         })?;
 
     // RFC 6749 4.1.2: single use. A second use revokes what the first got.
-    let (grant, issued) = match state.codes.redeem(code) {
+    let (grant, issued) = match state.codes.redeem(code, &client.id) {
         Redeemed::Fresh(grant, issued) => (grant, issued),
         Redeemed::Replayed(issued) => {
             tracing::warn!("authorization code replayed; revoking its tokens");
@@ -255,7 +255,8 @@ async fn exchange_code(
             return Err(TokenError::InvalidGrant("the code is invalid or expired"));
         }
     };
-    // RFC 6749 4.1.3: issued to this client...
+    // RFC 6749 4.1.3: issued to this client (the code store already
+    // refuses others; checked again here where a reader looks for it)...
     if grant.client_id != client.id {
         return Err(TokenError::InvalidGrant(
             "the code was issued to another client",

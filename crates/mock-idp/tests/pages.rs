@@ -502,3 +502,26 @@ async fn signing_in_again_renews_the_session_and_the_old_cookie_stops_working_ow
     let response = authorize(&browser, &AuthorizeParams::demo("openid").url(&idp)).await;
     assert!(location(&response).starts_with(REDIRECT_URI));
 }
+
+#[tokio::test]
+async fn one_sign_in_page_does_not_take_endless_password_guesses_owasp_authentication() {
+    let idp = Idp::start().await;
+    let browser = http_client();
+    let signin = start(&idp, &browser, "openid").await;
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(submit_sign_in(&browser, &signin, ALICE.username, "guess").await);
+        if last.as_ref().unwrap().status() == 429 {
+            break;
+        }
+        assert_eq!(last.as_ref().unwrap().status(), 401);
+    }
+    assert_eq!(
+        last.unwrap().status(),
+        429,
+        "the fifth wrong password ends the attempt"
+    );
+    // The page is gone: even the right password needs a new attempt.
+    let page = browser.get(&signin).send().await.unwrap();
+    assert_eq!(page.status(), 400);
+}

@@ -463,3 +463,32 @@ async fn public_client_code_without_its_verifier_is_invalid_request_rfc9700_4_8(
     .await;
     assert_token_error(response, 400, "invalid_request").await;
 }
+
+#[tokio::test]
+async fn a_leaked_code_presented_by_another_client_is_not_spent_rfc6749_4_1_3() {
+    // The public client needs no secret: anyone can speak as it. A code of
+    // bff-demo it presents (wrong verifier or right) must neither be used up
+    // nor trigger the replay revocation of bff-demo's tokens.
+    let idp = Idp::start().await;
+    let (code, verifier) = fresh_code(&idp, "openid").await;
+    for attempt in [verifier.as_str(), &"x".repeat(43)] {
+        let response = post_as_native(
+            &idp,
+            "/v1/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", attempt),
+            ],
+        )
+        .await;
+        assert_token_error(response, 400, "invalid_grant").await;
+    }
+    let response = exchange_code(&idp, &code, &verifier).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the rightful client still gets its tokens"
+    );
+}
