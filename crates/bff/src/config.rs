@@ -40,9 +40,10 @@ pub struct Config {
         long,
         env = "BFF_CLIENT_SECRET",
         default_value = "bff-demo-secret",
-        hide_default_value = true
+        hide_default_value = true,
+        hide_env_values = true
     )]
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// The redirect URI registered at the provider. Default: {public_url}/bff/callback
     #[arg(long, env = "BFF_REDIRECT_URI")]
     pub redirect_uri: Option<String>,
@@ -112,5 +113,41 @@ impl Config {
 
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scopes.split_whitespace()
+    }
+}
+
+/// A secret setting: its `Debug` prints `***`, so no log line or panic
+/// message can show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// A URL fit for an error message: any password in it replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }

@@ -84,7 +84,7 @@ async fn revoke(state: &AppState, refresh_token: &str) {
         .post(endpoint)
         .basic_auth(
             form_encode(&state.config.client_id),
-            Some(form_encode(&state.config.client_secret)),
+            Some(form_encode(state.config.client_secret.expose())),
         )
         .form(&[
             ("token", refresh_token),

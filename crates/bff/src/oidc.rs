@@ -106,7 +106,7 @@ impl Provider {
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(config.client_id.clone()),
-            Some(ClientSecret::new(config.client_secret.clone())),
+            Some(ClientSecret::new(config.client_secret.expose().to_owned())),
         )
         .set_redirect_uri(redirect);
         Ok(Provider {

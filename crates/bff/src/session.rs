@@ -71,7 +71,8 @@ pub struct User {
 }
 
 /// A signed-in session.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// No `Debug`: it holds the tokens and the anti-CSRF token.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SignedIn {
     pub user: User,
     pub tokens: Tokens,
@@ -150,18 +151,31 @@ fn to_store_error(e: tower_sessions::session::Error) -> session_store::Error {
 }
 
 /// The session store chosen by `--session-store`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Store {
     Memory(MemoryStore),
     Sqlite(SqliteStore),
     Redis(Cached),
 }
 
+/// The kind of store only: the memory store's own `Debug` would print every
+/// session, tokens and all.
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Store::Memory(_) => "Store::Memory",
+            Store::Sqlite(_) => "Store::Sqlite",
+            Store::Redis(_) => "Store::Redis",
+        })
+    }
+}
+
 impl Store {
     /// Opens the store a URL names; a bad URL fails here, at start.
     pub async fn open(config: &Config) -> anyhow::Result<Store> {
         let url = config.session_store.as_str();
-        let fail = |e: &dyn fmt::Display| anyhow::anyhow!("--session-store {url}: {e}");
+        let shown = crate::config::redacted(url);
+        let fail = |e: &dyn fmt::Display| anyhow::anyhow!("--session-store {shown}: {e}");
         if url == "memory" {
             return Ok(Store::Memory(MemoryStore::default()));
         }

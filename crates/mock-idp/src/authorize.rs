@@ -42,7 +42,8 @@ pub struct Prompt {
 }
 
 /// An authorization request that passed every check.
-#[derive(Debug, Clone)]
+/// No `Debug`: `state` and `nonce` are the client's secrets.
+#[derive(Clone)]
 pub struct AuthRequest {
     pub client_id: String,
     pub redirect_uri: String,
@@ -55,7 +56,7 @@ pub struct AuthRequest {
 }
 
 /// Why a request was refused.
-#[derive(Debug)]
+
 pub enum AuthorizeError {
     /// The client or redirect URI can't be trusted: tell the person.
     Untrusted(&'static str, String),
@@ -72,7 +73,7 @@ impl AuthorizeError {
 }
 
 /// Where and how to answer once the redirect URI is trusted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Reply {
     pub redirect_uri: String,
     pub state: Option<String>,

@@ -97,7 +97,7 @@ impl Config {
 }
 
 /// The content of the TOML configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
@@ -163,7 +163,8 @@ impl Lifetimes {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// No `Debug`: it holds the password hash.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub username: String,
@@ -175,7 +176,8 @@ pub struct UserConfig {
     pub family_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// No `Debug`: it holds the client secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     pub client_id: String,

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 /// below it.
 const MAX_VALUE_LEN: usize = 8 * 1024;
 
-#[derive(Debug, Default, Clone)]
+/// No `Debug`: a form may hold codes, verifiers, secrets and tokens.
+#[derive(Default, Clone)]
 pub struct Form(HashMap<String, String>);
 
 #[derive(Debug, thiserror::Error)]

@@ -147,12 +147,17 @@ pub async fn logout(
         );
     }
     // End the browser's session, or else the one the hint names.
-    let session_sid = match session::current(&state, &headers).await {
-        Some(s) if s.sub == hint.sub => Some(s.sid),
-        _ => hint.sid.clone(),
-    };
-    if let Some(sid) = session_sid {
-        end_session(&state, &sid, &hint.sub).await;
+    // The person at this browser is signing out: end this browser's
+    // session, whoever it is for (the cookie is cleared below, so none may
+    // be left alive behind it). Without one (the request came from a
+    // back-end, say), end the session the hint names.
+    match session::current(&state, &headers).await {
+        Some(own) => end_session(&state, &own.sid, &own.sub).await,
+        None => {
+            if let Some(sid) = &hint.sid {
+                end_session(&state, sid, &hint.sub).await;
+            }
+        }
     }
     signed_out(
         &state,

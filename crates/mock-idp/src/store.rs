@@ -83,7 +83,8 @@ pub struct Store {
 }
 
 /// A user account.
-#[derive(Clone, Debug)]
+/// No `Debug`: it holds the password hash.
+#[derive(Clone)]
 pub struct User {
     pub sub: String,
     pub username: String,
@@ -191,12 +192,15 @@ impl Store {
     // ---- users -------------------------------------------------------
 
     /// Users from the config file: inserted, or updated to match the file.
+    /// The file's `sub` wins: an account someone registered under that
+    /// username first keeps none of its grants (they name the old `sub`).
     pub async fn upsert_user(&self, user: &User) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
                  email_verified, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,
+             ON CONFLICT (username) DO UPDATE SET sub = excluded.sub,
+                 password_hash = excluded.password_hash,
                  name = excluded.name, given_name = excluded.given_name,
                  family_name = excluded.family_name, email_verified = excluded.email_verified",
         )
@@ -244,18 +248,26 @@ impl Store {
         Ok(())
     }
 
+    /// Usernames are email addresses: compared ignoring case, as
+    /// registration does.
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.user_where("username", username).await
+        self.user_where("username", username, "COLLATE NOCASE")
+            .await
     }
 
     pub async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError> {
-        self.user_where("sub", sub).await
+        self.user_where("sub", sub, "").await
     }
 
-    async fn user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
+    async fn user_where(
+        &self,
+        column: &str,
+        value: &str,
+        collation: &str,
+    ) -> Result<Option<User>, StoreError> {
         let sql = format!(
             "SELECT sub, username, password_hash, name, given_name, family_name, email_verified
-             FROM users WHERE {column} = ?"
+             FROM users WHERE {column} = ? {collation}"
         );
         let row = sqlx::query(&sql)
             .bind(value)

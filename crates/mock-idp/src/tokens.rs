@@ -58,7 +58,8 @@ pub struct IdClaims {
 }
 
 /// The successful token response (RFC 6749 5.1).
-#[derive(Debug, Clone, Serialize)]
+/// No `Debug`: it holds the tokens themselves.
+#[derive(Clone, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
