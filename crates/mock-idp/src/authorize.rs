@@ -56,7 +56,6 @@ pub struct AuthRequest {
 }
 
 /// Why a request was refused.
-
 pub enum AuthorizeError {
     /// The client or redirect URI can't be trusted: tell the person.
     Untrusted(&'static str, String),
