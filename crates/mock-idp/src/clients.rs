@@ -47,14 +47,31 @@ impl RedirectUri {
         if url.fragment().is_some() {
             return Err(format!("{value}: a redirect URI must not have a fragment"));
         }
-        if url.scheme() != "https" && url.scheme() != "http" {
-            return Err(format!("{value}: only http(s) redirect URIs are supported"));
+        match url.scheme() {
+            "https" => {}
+            // RFC 9700 2.6: plain http only to this very machine.
+            "http" if is_loopback(&url) => {}
+            "http" => {
+                return Err(format!(
+                    "{value}: http redirect URIs are allowed only for localhost and loopback addresses"
+                ));
+            }
+            _ => return Err(format!("{value}: only http(s) redirect URIs are supported")),
         }
         Ok(RedirectUri(value.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -85,6 +102,7 @@ pub struct Client {
     pub allowed_scopes: Vec<String>,
     pub consent_required: bool,
     pub access_token_seconds: Option<u64>,
+    pub grant_types: Vec<String>,
 }
 
 impl Client {
@@ -97,6 +115,10 @@ impl Client {
         self.post_logout_redirect_uris
             .iter()
             .any(|r| r.as_str() == candidate)
+    }
+
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
     }
 
     pub fn allows_scope(&self, scope: &str) -> bool {
@@ -138,6 +160,7 @@ impl Clients {
                     allowed_scopes: c.allowed_scopes.clone(),
                     consent_required: c.consent_required,
                     access_token_seconds: c.access_token_seconds,
+                    grant_types: c.grant_types.clone(),
                 };
                 (client.id.clone(), client)
             })
@@ -253,7 +276,27 @@ fn form_decode(value: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_basic;
+    use super::{RedirectUri, parse_basic};
+
+    #[test]
+    fn plain_http_redirect_uris_only_for_loopback_rfc9700_2_6() {
+        for ok in [
+            "https://app.example/cb",
+            "http://localhost:3000/cb",
+            "http://127.0.0.1:8765/cb",
+            "http://[::1]/cb",
+        ] {
+            assert!(RedirectUri::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "custom:cb",
+            "not a url",
+        ] {
+            assert!(RedirectUri::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn basic_credentials_are_form_decoded_rfc6749_2_3_1() {

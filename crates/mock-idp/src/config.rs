@@ -112,8 +112,12 @@ impl Settings {
     pub fn parse(text: &str) -> anyhow::Result<Settings> {
         let settings: Settings =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("config file: {e}"))?;
+        let mut ids = std::collections::HashSet::new();
         for client in &settings.clients {
             client.check()?;
+            if !ids.insert(client.client_id.as_str()) {
+                anyhow::bail!("config file: client {} is defined twice", client.client_id);
+            }
         }
         Ok(settings)
     }
@@ -202,6 +206,14 @@ pub struct ClientConfig {
     /// Per-client override of the access token lifetime, in seconds.
     #[serde(default)]
     pub access_token_seconds: Option<u64>,
+    /// Grants this client may use at the token endpoint; others get
+    /// `unauthorized_client` (RFC 6749 5.2).
+    #[serde(default = "both_grants")]
+    pub grant_types: Vec<String>,
+}
+
+fn both_grants() -> Vec<String> {
+    vec!["authorization_code".into(), "refresh_token".into()]
 }
 
 fn yes() -> bool {
@@ -221,5 +233,42 @@ impl ClientConfig {
             anyhow::bail!("config file: client {id}: at least one redirect_uri is needed");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DEFAULT_SETTINGS, Settings};
+
+    #[test]
+    fn the_built_in_configuration_parses() {
+        let settings = Settings::demo();
+        assert_eq!(settings.users.len(), 2);
+        assert!(settings.clients.iter().any(|c| c.client_id == "bff-demo"));
+    }
+
+    #[test]
+    fn a_client_defined_twice_is_refused_at_start() {
+        let start = DEFAULT_SETTINGS.find("[[clients]]").unwrap();
+        let first_client = &DEFAULT_SETTINGS[start..];
+        let end = first_client[1..]
+            .find("[[clients]]")
+            .map(|i| i + 1)
+            .unwrap();
+        let doubled = format!("{DEFAULT_SETTINGS}\n{}", &first_client[..end]);
+        let error = Settings::parse(&doubled)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("bff-demo is defined twice"), "{error}");
+    }
+
+    #[test]
+    fn a_plain_http_redirect_uri_to_another_host_is_refused_rfc9700_2_6() {
+        let text = DEFAULT_SETTINGS.replace(
+            "http://localhost:3000/bff/callback",
+            "http://app.example/cb",
+        );
+        assert!(Settings::parse(&text).is_err());
     }
 }

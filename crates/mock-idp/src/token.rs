@@ -213,11 +213,20 @@ async fn handle(
 ) -> Result<TokenResponse, TokenError> {
     let form = read_form(headers, body)?;
     let client = state.clients.authenticate(headers, &form)?;
-    match form.get("grant_type") {
-        None => Err(TokenError::InvalidRequest("grant_type is missing".into())),
-        Some("authorization_code") => exchange_code(state, client, &form).await,
-        Some("refresh_token") => refresh(state, client, &form).await,
-        Some(_) => Err(TokenError::UnsupportedGrantType),
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| TokenError::InvalidRequest("grant_type is missing".into()))?;
+    if !matches!(grant_type, "authorization_code" | "refresh_token") {
+        return Err(TokenError::UnsupportedGrantType);
+    }
+    // RFC 6749 5.2: a grant this client is not registered for.
+    if !client.allows_grant(grant_type) {
+        return Err(TokenError::UnauthorizedClient);
+    }
+    if grant_type == "authorization_code" {
+        exchange_code(state, client, &form).await
+    } else {
+        refresh(state, client, &form).await
     }
 }
 

@@ -492,3 +492,30 @@ async fn a_leaked_code_presented_by_another_client_is_not_spent_rfc6749_4_1_3() 
         "the rightful client still gets its tokens"
     );
 }
+
+#[tokio::test]
+async fn a_grant_the_client_is_not_registered_for_is_unauthorized_client_rfc6749_5_2() {
+    let mut settings = mock_idp::Settings::demo();
+    settings.clients[0].grant_types = vec!["authorization_code".into()];
+    let idp = Idp::start_with(settings).await;
+    let tokens: Tokens = {
+        let (code, verifier) = fresh_code(&idp, ALL_SCOPES).await;
+        exchange_code(&idp, &code, &verifier)
+            .await
+            .json()
+            .await
+            .unwrap()
+    };
+    let refresh_token = tokens
+        .refresh_token
+        .expect("offline_access still gives one");
+    let response = token_request(
+        &idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+        ],
+    )
+    .await;
+    assert_token_error(response, 400, "unauthorized_client").await;
+}
