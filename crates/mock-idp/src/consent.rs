@@ -16,12 +16,7 @@ use axum::{
 use serde::Deserialize;
 use tracing::instrument;
 
-use crate::{
-    AppState,
-    authorize::issue_code,
-    pages::ErrorPage,
-    session::{self, BROWSER_COOKIE},
-};
+use crate::{AppState, authorize::issue_code, interaction, pages::ErrorPage, session};
 
 pub struct ScopeLine {
     pub name: String,
@@ -68,23 +63,28 @@ pub struct ConsentForm {
     decision: String,
 }
 
+/// Consent needs the person signed in (their session may have ended since
+/// the sign-in page).
+fn not_signed_in() -> Response {
+    ErrorPage::bad_request(
+        "You are not signed in",
+        "Go back to the application and sign in again.",
+        Some("login_required"),
+    )
+}
+
 /// Shows what the client asks for.
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TxQuery>,
 ) -> Response {
-    let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    let interaction = match state.interactions.get(&q.tx, browser.as_deref()) {
+    let interaction = match interaction::for_page(&state, &headers, &q.tx) {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&state, &e),
+        Err(answer) => return answer,
     };
     let Some(session) = session::current(&state, &headers).await else {
-        return ErrorPage::bad_request(
-            "You are not signed in",
-            "Go back to the application and sign in again.",
-            Some("login_required"),
-        );
+        return not_signed_in();
     };
     let user_name = match state.store.user_by_sub(&session.sub).await {
         Ok(Some(u)) => u.name,
@@ -120,20 +120,12 @@ pub async fn submit(
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
 ) -> Response {
-    let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    let interaction = match state
-        .interactions
-        .check_form(&form.tx, browser.as_deref(), &form.csrf)
-    {
+    let interaction = match interaction::for_form(&state, &headers, &form.tx, &form.csrf) {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&state, &e),
+        Err(answer) => return answer,
     };
     let Some(session) = session::current(&state, &headers).await else {
-        return ErrorPage::bad_request(
-            "You are not signed in",
-            "Go back to the application and sign in again.",
-            Some("login_required"),
-        );
+        return not_signed_in();
     };
     let request = interaction.request;
     match form.decision.as_str() {

@@ -141,3 +141,32 @@ impl Interactions {
         }
     }
 }
+
+/// The interaction a page is shown for, checked against this browser; or
+/// the answer that says why not.
+pub fn for_page(
+    state: &crate::AppState,
+    headers: &axum::http::HeaderMap,
+    tx: &str,
+) -> Result<Interaction, axum::response::Response> {
+    let browser = crate::session::read_cookie(headers, crate::session::BROWSER_COOKIE);
+    state
+        .interactions
+        .get(tx, browser.as_deref())
+        .map_err(|e| crate::pages::ErrorPage::interaction(state, &e))
+}
+
+/// The interaction a form was posted for: same browser, right anti-CSRF
+/// token; or the answer that says why not.
+pub fn for_form(
+    state: &crate::AppState,
+    headers: &axum::http::HeaderMap,
+    tx: &str,
+    csrf: &str,
+) -> Result<Interaction, axum::response::Response> {
+    let browser = crate::session::read_cookie(headers, crate::session::BROWSER_COOKIE);
+    state
+        .interactions
+        .check_form(tx, browser.as_deref(), csrf)
+        .map_err(|e| crate::pages::ErrorPage::interaction(state, &e))
+}

@@ -23,7 +23,7 @@ use tracing::instrument;
 use crate::{
     AppState,
     authorize::after_sign_in,
-    interaction::Interaction,
+    interaction::{self, Interaction},
     pages::ErrorPage,
     passwords,
     session::{self, BROWSER_COOKIE},
@@ -123,10 +123,9 @@ pub async fn show(
     headers: HeaderMap,
     Query(q): Query<TxQuery>,
 ) -> Response {
-    let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    match state.interactions.get(&q.tx, browser.as_deref()) {
+    match interaction::for_page(&state, &headers, &q.tx) {
         Ok(interaction) => sign_in_page(&state, &q.tx, &interaction, "", None).into_response(),
-        Err(e) => ErrorPage::interaction(&state, &e),
+        Err(answer) => answer,
     }
 }
 
@@ -138,12 +137,9 @@ pub async fn submit(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    let interaction = match state
-        .interactions
-        .check_form(&form.tx, browser.as_deref(), &form.csrf)
-    {
+    let interaction = match interaction::for_form(&state, &headers, &form.tx, &form.csrf) {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&state, &e),
+        Err(answer) => return answer,
     };
     let user = match state.store.user_by_username(form.username.trim()).await {
         Ok(user) => user,
@@ -233,10 +229,9 @@ pub async fn show_signup(
     headers: HeaderMap,
     Query(q): Query<TxQuery>,
 ) -> Response {
-    let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    match state.interactions.get(&q.tx, browser.as_deref()) {
+    match interaction::for_page(&state, &headers, &q.tx) {
         Ok(interaction) => sign_up_page(&state, &q.tx, &interaction, None, None).into_response(),
-        Err(e) => ErrorPage::interaction(&state, &e),
+        Err(answer) => answer,
     }
 }
 
@@ -271,12 +266,9 @@ pub async fn submit_signup(
     Form(form): Form<SignUpForm>,
 ) -> Response {
     let browser = session::read_cookie(&headers, BROWSER_COOKIE);
-    let interaction = match state
-        .interactions
-        .check_form(&form.tx, browser.as_deref(), &form.csrf)
-    {
+    let interaction = match interaction::for_form(&state, &headers, &form.tx, &form.csrf) {
         Ok(i) => i,
-        Err(e) => return ErrorPage::interaction(&state, &e),
+        Err(answer) => return answer,
     };
     let refuse = |field: &str, message: &str| {
         let page = sign_up_page(
