@@ -144,6 +144,10 @@ impl Interactions {
 
 /// The interaction a page is shown for, checked against this browser; or
 /// the answer that says why not.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the page to answer with, once per request"
+)]
 pub fn for_page(
     state: &crate::AppState,
     headers: &axum::http::HeaderMap,
@@ -158,6 +162,10 @@ pub fn for_page(
 
 /// The interaction a form was posted for: same browser, right anti-CSRF
 /// token; or the answer that says why not.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the page to answer with, once per request"
+)]
 pub fn for_form(
     state: &crate::AppState,
     headers: &axum::http::HeaderMap,
