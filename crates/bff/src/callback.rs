@@ -128,6 +128,13 @@ async fn handle(
         None => None,
     }
     .ok_or(CallbackError::UnknownState)?;
+    // Two requests racing with the same callback URL each hold their own
+    // copy of the session: only the first may go on (or the second would
+    // redeem the code again, and the provider would revoke the first's
+    // tokens as a replay).
+    if !state.answered_states.claim(&pending.state) {
+        return Err(CallbackError::UnknownState);
+    }
     // 2. RFC 9207 2.4: the issuer, when sent or promised, must be ours.
     let provider = state.provider.get();
     let promised = provider

@@ -55,6 +55,8 @@ pub struct AppState {
     pub api_http: reqwest::Client,
     /// Refreshes in flight, so that one refresh token is used once.
     pub refreshes: Arc<refresh::Refreshes>,
+    /// Callbacks already taken, so that one `state` is used once.
+    pub answered_states: Arc<session::AnsweredStates>,
 }
 
 /// Builds the whole BFF: discovery at the provider, the session store, the
@@ -73,6 +75,7 @@ pub async fn app(config: &Config) -> anyhow::Result<Router> {
         http,
         api_http,
         refreshes: Arc::default(),
+        answered_states: Arc::default(),
     };
     Ok(router(state, store))
 }

@@ -460,3 +460,21 @@ impl SessionStore for Cached {
         self.inner.delete(id).await
     }
 }
+
+/// `state` values whose callback this instance has taken, for as long as a
+/// login may take: the session's own list is per request, so two requests
+/// racing with one callback would both find their `state` there.
+#[derive(Default)]
+pub struct AnsweredStates(Mutex<HashMap<[u8; 32], Instant>>);
+
+impl AnsweredStates {
+    /// `true` the first time a `state` is claimed, `false` after.
+    pub fn claim(&self, state: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
+        let keep = Duration::from_secs(PENDING_LIFETIME as u64);
+        let mut answered = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        answered.retain(|_, at| at.elapsed() < keep);
+        answered.insert(key, Instant::now()).is_none()
+    }
+}

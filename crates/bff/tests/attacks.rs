@@ -439,3 +439,45 @@ async fn two_bff_instances_share_sessions_through_redis() {
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
     let _ = axum::serve(listener, router).await;
 }
+
+#[tokio::test]
+async fn two_racing_requests_with_one_callback_redeem_the_code_once_rfc6749_10_12() {
+    let prefix = format!("test:{}:", testkit::random_string());
+    let stack = Stack::start_with(
+        testkit::mock_idp::Settings::demo(),
+        &[
+            "--session-store",
+            "redis://127.0.0.1:6379",
+            "--redis-key-prefix",
+            &prefix,
+        ],
+    )
+    .await;
+    let browser = http_client();
+    let callback = callback_url(&browser, &stack, "/bff/login").await;
+    let (first, second) =
+        tokio::join!(browser.get(&callback).send(), browser.get(&callback).send());
+    let statuses = [first.unwrap().status(), second.unwrap().status()];
+    assert!(
+        statuses.contains(&reqwest::StatusCode::SEE_OTHER),
+        "{statuses:?}"
+    );
+    // Had both gone on, the second exchange would have been a replay, and
+    // the IdP would have revoked the tokens the first one stored.
+    let tokens = tokens_in_redis(&prefix).await;
+    assert_eq!(tokens.len(), 3);
+    let introspection: Value = reqwest::Client::new()
+        .post(stack.idp.url("/v1/introspect"))
+        .basic_auth("bff-demo", Some("bff-demo-secret"))
+        .form(&[("token", tokens[1].as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        introspection["active"], true,
+        "the refresh token is still live"
+    );
+}
