@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::{
-    ALICE, Received, Stack, bff_json, consent, http_client, location, query_of, sign_in,
+    ALICE, Received, Stack, bff_json, bff_user, consent, http_client, location, query_of, sign_in,
     sign_in_through_bff,
 };
 
@@ -87,10 +87,7 @@ async fn logout_without_the_form_token_or_header_does_nothing_bff_csrf() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 200, "still signed in");
 }
 
@@ -106,10 +103,7 @@ async fn a_forged_state_is_refused_rfc6749_10_12() {
     ));
     let response = browser.get(forged).send().await.unwrap();
     assert_eq!(response.status(), 400);
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 401);
 }
 
@@ -123,10 +117,7 @@ async fn a_callback_delivered_to_another_browser_is_refused_rfc9700_4_7() {
     let callback = callback_url(&attacker, &stack, "/bff/login").await;
     let response = victim.get(&callback).send().await.unwrap();
     assert_eq!(response.status(), 400);
-    let user = bff_json(&victim, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&victim, &stack).await;
     assert_eq!(
         user.status(),
         401,
@@ -174,10 +165,7 @@ async fn a_code_from_another_login_attempt_fails_pkce_rfc7636_4_6() {
     ));
     let response = browser.get(swapped).send().await.unwrap();
     assert!(response.status().is_client_error() || response.status().is_server_error());
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 401);
 }
 

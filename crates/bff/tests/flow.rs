@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use testkit::{ALICE, BOB, Received, Stack, bff_json, http_client, sign_in_through_bff};
+use testkit::{ALICE, BOB, Received, Stack, bff_json, bff_user, http_client, sign_in_through_bff};
 
 #[tokio::test]
 async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
@@ -19,10 +19,7 @@ async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
         body.contains("/bff/login"),
         "signed-out home has a sign-in link"
     );
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 401);
 
     let landed = sign_in_through_bff(&browser, &stack, &ALICE, &mut received).await;
@@ -43,10 +40,7 @@ async fn a_person_signs_in_sees_their_name_and_uses_notes_through_the_proxy() {
     );
     assert_eq!(headers["x-frame-options"], "DENY");
 
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     let (status, _, body) = received.record(user).await;
     assert_eq!(status, 200);
     let user: Value = serde_json::from_str(&body).unwrap();
@@ -150,10 +144,7 @@ async fn signing_out_ends_the_session_and_sends_the_browser_to_the_idp() {
         !target.contains("id_token_hint"),
         "no token passes through the browser"
     );
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 401);
 
     // The IdP asks the person to confirm (no id_token_hint), then ends its
@@ -218,10 +209,7 @@ async fn a_session_in_sqlite_survives_a_bff_restart() {
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
     stack.bff.restart().await;
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 200);
     let _ = std::fs::remove_file(db);
 }
@@ -235,22 +223,13 @@ async fn a_session_ends_at_its_absolute_lifetime_even_when_used() {
     .await;
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 200);
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-        bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-            .send()
-            .await
-            .unwrap();
+        bff_user(&browser, &stack).await;
     }
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 401, "signed out after the absolute lifetime");
 }
 
@@ -264,10 +243,7 @@ async fn a_session_ends_when_idle_longer_than_its_idle_lifetime() {
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 401, "signed out after being idle");
 }
 
@@ -304,10 +280,7 @@ async fn a_signing_key_rotated_at_the_idp_is_picked_up_without_a_restart_oidc_co
     let browser = http_client();
     let landed = sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
     assert_eq!(landed, stack.bff.url("/"));
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 200);
 }
 
@@ -322,10 +295,7 @@ async fn the_idle_lifetime_slides_while_the_session_is_used() {
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
     for _ in 0..5 {
         tokio::time::sleep(std::time::Duration::from_millis(900)).await;
-        let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-            .send()
-            .await
-            .unwrap();
+        let user = bff_user(&browser, &stack).await;
         assert_eq!(
             user.status(),
             200,
@@ -357,10 +327,7 @@ async fn a_request_in_flight_during_logout_does_not_bring_the_session_back() {
     tx.send(Ok(br#"{"text": "late"}"#.to_vec())).await.unwrap();
     drop(tx);
     let _ = slow.await.unwrap();
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(
         user.status(),
         401,
@@ -437,13 +404,7 @@ async fn a_revoked_refresh_token_ends_the_session_cleanly() {
     let browser = http_client();
     sign_in_through_bff(&browser, &stack, &ALICE, &mut Received::default()).await;
     // The person revokes the app's access at the IdP (all its grants).
-    let user: Value = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user: Value = bff_user(&browser, &stack).await.json().await.unwrap();
     stack
         .idp
         .state
@@ -459,9 +420,6 @@ async fn a_revoked_refresh_token_ends_the_session_cleanly() {
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "session_expired");
-    let user = bff_json(&browser, Method::GET, &stack.bff.url("/bff/user"))
-        .send()
-        .await
-        .unwrap();
+    let user = bff_user(&browser, &stack).await;
     assert_eq!(user.status(), 401, "the session ended with its grant");
 }

@@ -648,3 +648,12 @@ pub fn bff_json(
 ) -> reqwest::RequestBuilder {
     browser.request(method, url).header("X-CSRF", "1")
 }
+
+/// `GET /bff/user` with `X-CSRF: 1`: who the BFF thinks this browser is
+/// (200 with claims, or 401).
+pub async fn bff_user(browser: &reqwest::Client, stack: &Stack) -> reqwest::Response {
+    bff_json(browser, reqwest::Method::GET, &stack.bff.url("/bff/user"))
+        .send()
+        .await
+        .expect("GET /bff/user")
+}
