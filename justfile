@@ -43,7 +43,9 @@ screenshots:
     rm -f docs/screenshots/*.png
     SCREENSHOT_DIR=docs/screenshots REQUIRE_BROWSER=1 cargo test -p bff --test browser every_page_passes_axe_core
 
-# Formatting and lints, as CI expects them.
+# Formatting, lints and unused dependencies, as CI expects them (needs
+# cargo-machete: `cargo install cargo-machete --locked`).
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo machete

@@ -9,6 +9,16 @@
 // Data from the server is put on the page with textContent only.
 'use strict';
 
+// Signing out: the page hands the provider its sign-out request as a form
+// (the ID token must not sit in a URL); submit it at once. Without
+// JavaScript the person presses its button.
+(() => {
+  const signOut = document.querySelector('form[data-auto-submit]');
+  if (signOut) {
+    signOut.submit();
+  }
+})();
+
 (() => {
   const main = document.querySelector('main[data-signed-in="true"]');
   if (!main) {

@@ -7,7 +7,7 @@
 //! the mock IdP's tokens, Okta's, or any other OP's that follow RFC 9068.
 //!
 //! Every option is a `--flag` with an environment variable beside it, both
-//! shown by `--help` (CONTRACT.md, "All three").
+//! shown by `--help`, as for every binary of the project.
 
 use clap::Parser;
 

@@ -1,4 +1,4 @@
-//! The issuer's signing keys, as step 9 needs them to verify an access token.
+//! The issuer's signing keys, as step 10 needs them to verify an access token.
 //!
 //! Where the keys come from, and nothing else: the issuer's discovery
 //! document (OpenID Connect Discovery 1.0 section 4; RFC 8414 section 3)
@@ -24,10 +24,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clock::Clock;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
@@ -59,8 +60,11 @@ pub enum KeyLookupError {
 pub struct JwksCache {
     http: reqwest::Client,
     issuer: String,
-    ttl: Duration,
-    min_refetch: Duration,
+    /// Seconds fetched keys are trusted.
+    ttl: i64,
+    /// Seconds between two fetches at the least.
+    min_refetch: i64,
+    clock: Clock,
     /// The keys requests read; replaced whole after each successful fetch.
     current: RwLock<Arc<KeySet>>,
     /// Held while fetching, so concurrent requests wait for one fetch
@@ -73,20 +77,25 @@ pub struct JwksCache {
 #[derive(Default)]
 struct KeySet {
     keys: HashMap<String, Arc<VerificationKey>>,
-    /// `None` until the first successful fetch.
-    fetched_at: Option<Instant>,
+    /// `None` until the first successful fetch (Unix seconds).
+    fetched_at: Option<i64>,
 }
 
 #[derive(Default)]
 struct FetchState {
     /// Start of the last fetch attempt, successful or not: the rate limit.
-    last_attempt: Option<Instant>,
+    last_attempt: Option<i64>,
     /// From discovery; forgotten after a failed fetch so discovery is read again.
     jwks_uri: Option<String>,
 }
 
 impl JwksCache {
-    pub fn new(issuer: &str, ttl: Duration, min_refetch: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        issuer: &str,
+        ttl: Duration,
+        min_refetch: Duration,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             // Keys come from where discovery says, never from where a redirect points.
             .redirect(reqwest::redirect::Policy::none())
@@ -96,8 +105,9 @@ impl JwksCache {
         Ok(Self {
             http,
             issuer: issuer.to_owned(),
-            ttl,
-            min_refetch,
+            ttl: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            min_refetch: i64::try_from(min_refetch.as_secs()).unwrap_or(i64::MAX),
+            clock,
             current: RwLock::new(Arc::new(KeySet::default())),
             fetcher: tokio::sync::Mutex::new(FetchState::default()),
             fetches: AtomicU64::new(0),
@@ -137,7 +147,8 @@ impl JwksCache {
     }
 
     fn is_stale(&self, set: &KeySet) -> bool {
-        set.fetched_at.is_none_or(|at| at.elapsed() >= self.ttl)
+        set.fetched_at
+            .is_none_or(|at| self.clock.now() - at >= self.ttl)
     }
 
     /// Fetch the key set again unless a fetch started less than
@@ -150,13 +161,14 @@ impl JwksCache {
                 Err(_) => return,
             },
         };
+        let now = self.clock.now();
         if state
             .last_attempt
-            .is_some_and(|at| at.elapsed() < self.min_refetch)
+            .is_some_and(|at| now - at < self.min_refetch)
         {
             return;
         }
-        state.last_attempt = Some(Instant::now());
+        state.last_attempt = Some(now);
         match self.fetch(&mut state).await {
             Ok(set) => {
                 tracing::info!(keys = set.keys.len(), "fetched the issuer's JWKS");
@@ -197,7 +209,7 @@ impl JwksCache {
         }
         Ok(KeySet {
             keys,
-            fetched_at: Some(Instant::now()),
+            fetched_at: Some(self.clock.now()),
         })
     }
 

@@ -1,21 +1,23 @@
 //! The resource server: steps 9 and 10 of the Authorization Code + PKCE flow.
 //!
-//! The BFF calls this API with the access token it holds for the user
-//! (`Authorization: Bearer`, RFC 6750 2.1). Step 9: the API validates the
-//! token itself, against the issuer's published keys, without asking the IdP
-//! (RFC 9068 4). Step 10: it serves the user's notes, scoped to the token's
+//! Step 9: the BFF calls this API with the access token it holds for the
+//! user (`Authorization: Bearer`, RFC 6750 2.1). Step 10: the API validates
+//! the token itself, against the issuer's published keys, without asking the
+//! IdP (RFC 9068 4), and answers: the user's notes, scoped to the token's
 //! subject and limited by the token's scopes.
 //!
 //! | module | what it does |
 //! | --- | --- |
 //! | [`config`] | the issuer, the audience, limits; every option has an env var |
-//! | `validate` | step 9, every check in one file, top to bottom; the `Caller` extractor and scopes |
+//! | `validate` | step 10, every check of a token in one file, top to bottom |
+//! | `caller` | the `Caller` extractor every protected route takes; scopes |
 //! | `jwks` | the issuer's keys: discovery, JWKS, TTL cache, rate-limited refetch |
 //! | `token_cache` | tokens already verified, keyed by their SHA-256, until `exp` |
 //! | `notes` | step 10: `GET/POST /api/notes`, `DELETE /api/notes/{id}` |
 //! | `me` | step 10 shown: `GET /api/me`, the subject and the checks passed |
 //! | `error` | RFC 6750 3 challenges and JSON errors, in one `IntoResponse` |
 
+mod caller;
 pub mod config;
 mod error;
 mod jwks;
@@ -32,6 +34,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::routing::get;
+use clock::Clock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::{Config, LogFormat};
@@ -51,28 +54,32 @@ pub struct AppState {
     validator: Arc<Validator>,
     verified_tokens: Arc<TokenCache>,
     db: sqlx::SqlitePool,
+    clock: Clock,
 }
 
 impl AppState {
     /// Open the database and set up validation. Does not contact the IdP:
     /// its keys are fetched when the first token arrives.
-    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+    pub async fn new(config: &Config, clock: Clock) -> anyhow::Result<Self> {
         let db = notes::connect(&config.database_url).await?;
         let jwks = JwksCache::new(
             &config.issuer,
             Duration::from_secs(config.jwks_ttl_seconds),
             Duration::from_secs(config.jwks_min_refetch_seconds),
+            clock.clone(),
         )?;
         let validator = Validator::new(
             &config.issuer,
             &config.audience,
             config.leeway_seconds,
             jwks,
+            clock.clone(),
         );
         Ok(Self {
             validator: Arc::new(validator),
             verified_tokens: Arc::new(TokenCache::new(VERIFIED_TOKEN_CACHE_ENTRIES)),
             db,
+            clock,
         })
     }
 
@@ -84,8 +91,8 @@ impl AppState {
 }
 
 /// The whole service, ready to serve.
-pub async fn app(config: &Config) -> anyhow::Result<Router> {
-    Ok(router(AppState::new(config).await?))
+pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
+    Ok(router(AppState::new(config, clock).await?))
 }
 
 /// The routes and middleware around a given state.
@@ -111,7 +118,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Bind, serve, and stop gracefully on Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = app(&config).await?;
+    let app = app(&config, Clock::system()).await?;
     let address = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await

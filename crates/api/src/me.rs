@@ -1,5 +1,5 @@
 //! Step 10, shown: `GET /api/me` answers who the token says the caller is,
-//! and which checks of step 9 it passed, in order.
+//! and which checks of step 10 it passed, in order.
 //!
 //! The flow inspector shows this to the user, so they can see what a
 //! resource server verified before trusting an access token (RFC 9068 4).
@@ -9,7 +9,7 @@
 use axum::Json;
 use serde::Serialize;
 
-use crate::validate::Caller;
+use crate::caller::Caller;
 
 #[derive(Serialize)]
 pub struct Me {

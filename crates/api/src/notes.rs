@@ -27,8 +27,8 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use crate::AppState;
+use crate::caller::Caller;
 use crate::error::ApiError;
-use crate::validate::Caller;
 
 pub const NOTES_READ: &str = "notes:read";
 pub const NOTES_WRITE: &str = "notes:write";

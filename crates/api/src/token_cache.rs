@@ -1,4 +1,4 @@
-//! Verified-token cache: the hot path of step 9.
+//! Verified-token cache: the hot path of step 10.
 //!
 //! A client sends the same access token with every request until it expires,
 //! and each full validation costs a signature verification. Once a token has

@@ -1,11 +1,12 @@
-//! Step 9 of the flow: the resource server validates the access token.
+//! Step 10 of the flow: the resource server validates the access token
+//! before it answers.
 //!
 //! Every check an access token must pass is in this file, top to bottom, in
 //! the order they run. Cheap, structural checks come first, before any key is
 //! looked up or any signature verified; the claims are read only once the
 //! signature has been verified.
 //!
-//! | step | check | rule |
+//! | check | what | rule |
 //! | --- | --- | --- |
 //! | 1 | `Authorization: Bearer` only; a token in the query string is refused | RFC 6750 2.1, 2.3; RFC 9700 4.3.2 |
 //! | 2 | token size limit, before parsing | this API's bound on work; too large is malformed (RFC 6750 3.1) |
@@ -17,37 +18,32 @@
 //! | 8 | the key comes from the issuer's JWKS, never from the token | RFC 8725 3.10 |
 //! | 9 | `alg` is the key's own algorithm, from an allow-list (no `none`, no HMAC) | RFC 8725 2.1, 3.1, 3.2 |
 //! | 10 | signature | RFC 7515 5.2 |
-//! | 11 | `iss` exact, `aud` contains this API, `exp`, `nbf` with leeway | RFC 9068 4; RFC 7519 4.1 |
+//! | 11 | `iss` exact, `aud` contains this API; `exp`, `nbf` with leeway, by the API's clock | RFC 9068 4; RFC 7519 4.1 |
 //! | 12 | `iat` not in the future; `sub`, `client_id`, `jti` present, not empty | RFC 9068 2.2 |
 //!
 //! Whatever fails, the client sees the same `invalid_token` (RFC 6750 3.1,
 //! see `error.rs`); the reason is logged with a short SHA-256 prefix of the
 //! token, never the token.
 //!
-//! Step 9's other half, scopes per route (RFC 6750 3.1, RFC 9700 2.3), is
-//! [`Caller::require_scope`] at the bottom of this file.
+//! The other half of step 10, scopes per route (RFC 6750 3.1, RFC 9700
+//! 2.3), is [`crate::caller::Caller::require_scope`].
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clock::Clock;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Deserializer};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::jwks::{JwksCache, KeyLookupError};
-use crate::token_cache::TokenHash;
 
-/// Step 2: longest token read at all. Real access tokens are 1-2 KiB.
+/// Check 2: longest token read at all. Real access tokens are 1-2 KiB.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Step 4: longest decoded JOSE header parsed.
+/// Check 4: longest decoded JOSE header parsed.
 const MAX_HEADER_BYTES: usize = 1024;
-/// Step 7: longest `kid` looked up.
+/// Check 7: longest `kid` looked up.
 const MAX_KID_CHARS: usize = 128;
 
 /// An access token that passed every check, and what it says.
@@ -84,6 +80,10 @@ pub enum Refusal {
     AlgorithmMismatch,
     #[error("signature or registered claims: {0}")]
     Jwt(#[from] jsonwebtoken::errors::Error),
+    #[error("expired")]
+    Expired,
+    #[error("not valid yet (nbf)")]
+    NotYetValid,
     #[error("iat is in the future")]
     IssuedInTheFuture,
     #[error("sub, client_id or jti is empty")]
@@ -96,15 +96,23 @@ pub struct Validator {
     audience: String,
     leeway_seconds: u64,
     jwks: JwksCache,
+    clock: Clock,
 }
 
 impl Validator {
-    pub fn new(issuer: &str, audience: &str, leeway_seconds: u64, jwks: JwksCache) -> Self {
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        leeway_seconds: u64,
+        jwks: JwksCache,
+        clock: Clock,
+    ) -> Self {
         Self {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway_seconds,
             jwks,
+            clock,
         }
     }
 
@@ -112,13 +120,13 @@ impl Validator {
         &self.jwks
     }
 
-    /// Steps 2-12. `token` came from the Authorization header (step 1).
+    /// Checks 2-12. `token` came from the Authorization header (check 1).
     pub async fn validate(&self, token: BearerToken<'_>) -> Result<VerifiedToken, Refusal> {
         let token = token.0;
         let mut checks =
             vec!["sent as a Bearer token in the Authorization header (RFC 6750 2.1)".to_owned()];
 
-        // Step 2: bound the work an attacker can cause before parsing anything.
+        // Check 2: bound the work an attacker can cause before parsing anything.
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Refusal::TooLarge);
         }
@@ -127,21 +135,21 @@ impl Validator {
             token.len()
         ));
 
-        // Step 3: three base64url parts; a JWE (five parts) or a stripped
+        // Check 3: three base64url parts; a JWE (five parts) or a stripped
         // signature ("header.payload.") stops here.
         let header_b64 = compact_jws_header(token)?;
 
-        // Step 4: the header, small and strictly parsed.
+        // Check 4: the header, small and strictly parsed.
         let header = parse_header(header_b64)?;
 
-        // Step 5 (RFC 9068 4, RFC 8725 3.11): explicit typing. An ID token,
+        // Check 5 (RFC 9068 4, RFC 8725 3.11): explicit typing. An ID token,
         // signed by the same key for the same client, must not pass here.
         if !header.typ.as_deref().is_some_and(is_access_token_type) {
             return Err(Refusal::NotAnAccessToken);
         }
         checks.push("typ is at+jwt: an access token, not an ID token (RFC 9068 4)".to_owned());
 
-        // Step 6 (RFC 8725 3.10): the token does not get to say which key
+        // Check 6 (RFC 8725 3.10): the token does not get to say which key
         // verifies it or where to fetch one. `crit` names extensions we would
         // have to understand (RFC 7515 4.1.11); we understand none.
         refuse_untrusted_headers(&header)?;
@@ -150,18 +158,18 @@ impl Validator {
                 .to_owned(),
         );
 
-        // Step 7 (RFC 8725 3.10): the kid is attacker input; keep it boring.
+        // Check 7 (RFC 8725 3.10): the kid is attacker input; keep it boring.
         let kid = header
             .kid
             .as_deref()
             .filter(|kid| is_safe_kid(kid))
             .ok_or(Refusal::BadKid)?;
 
-        // Step 8: the key, from the issuer's JWKS only.
+        // Check 8: the key, from the issuer's JWKS only.
         let key = self.jwks.key(kid).await?;
         checks.push(format!("kid={kid} is a key in the issuer's JWKS"));
 
-        // Step 9 (RFC 8725 3.1): the algorithm is the key's, from the JWKS
+        // Check 9 (RFC 8725 3.1): the algorithm is the key's, from the JWKS
         // allow-list (see jwks.rs); the header must agree. `none`, HS256
         // signed with the public key, or any other mismatch stops here.
         if header.alg != algorithm_name(key.alg) {
@@ -172,7 +180,7 @@ impl Validator {
             header.alg
         ));
 
-        // Steps 10-11: signature, then the registered claims, by the JOSE
+        // Checks 10-11: signature, then the registered claims, by the JOSE
         // library configured in `registered_claim_rules`.
         let claims = jsonwebtoken::decode::<AccessTokenClaims>(
             token,
@@ -186,18 +194,26 @@ impl Validator {
         ));
         checks.push(format!("iss is {} (RFC 9068 4)", claims.iss));
         checks.push(format!("aud contains {} (RFC 9068 4)", self.audience));
+        // Check 11, by the API's own clock (RFC 7519 4.1.4, 4.1.5).
+        let now = u64::try_from(self.clock.now()).unwrap_or(0);
+        if now > claims.exp.saturating_add(self.leeway_seconds) {
+            return Err(Refusal::Expired);
+        }
         checks.push(format!(
             "not expired (exp {}, leeway {} s)",
             claims.exp, self.leeway_seconds
         ));
         if let Some(nbf) = claims.nbf {
+            if nbf > now.saturating_add(self.leeway_seconds) {
+                return Err(Refusal::NotYetValid);
+            }
             checks.push(format!("already valid (nbf {nbf})"));
         }
 
-        // Step 12 (RFC 9068 2.2): iat is required and not in the future;
+        // Check 12 (RFC 9068 2.2): iat is required and not in the future;
         // sub, client_id and jti are required by `AccessTokenClaims`, and
         // sub names whose notes these are, so it cannot be empty.
-        if claims.iat > unix_now().saturating_add(self.leeway_seconds) {
+        if claims.iat > now.saturating_add(self.leeway_seconds) {
             return Err(Refusal::IssuedInTheFuture);
         }
         if claims.sub.is_empty() || claims.client_id.is_empty() || claims.jti.is_empty() {
@@ -220,23 +236,29 @@ impl Validator {
         })
     }
 
-    /// Steps 10-11 as the JOSE library runs them: signature with exactly the
-    /// key's algorithm, then the registered claims.
+    /// Checks 10-11 as the JOSE library runs them: signature with exactly the
+    /// key's algorithm, then `iss` and `aud`. The times are checked after
+    /// it, with the API's clock.
     fn registered_claim_rules(&self, alg: Algorithm) -> Validation {
         let mut rules = Validation::new(alg); // RFC 8725 3.1: this algorithm only
         rules.set_issuer(&[&self.issuer]); // RFC 9068 4: iss exactly the issuer
         rules.set_audience(&[&self.audience]); // RFC 9068 4: aud contains this API
-        rules.validate_exp = true; // RFC 7519 4.1.4
-        rules.validate_nbf = true; // RFC 7519 4.1.5, when present
-        rules.leeway = self.leeway_seconds; // clock skew, small and configured
+        rules.validate_exp = false; // checked with the API's clock, below
+        rules.validate_nbf = false; // likewise
         rules.set_required_spec_claims(&["exp", "iss", "aud", "sub"]); // RFC 9068 2.2
         rules
     }
 }
 
-/// Step 1: the token, taken from `Authorization: Bearer` and nowhere else.
+/// Check 1: the token, taken from `Authorization: Bearer` and nowhere else.
 #[derive(Clone, Copy)]
 pub struct BearerToken<'a>(&'a str);
+
+impl BearerToken<'_> {
+    pub fn as_str(&self) -> &str {
+        self.0
+    }
+}
 
 impl<'a> BearerToken<'a> {
     /// `Ok(None)` when the request carries no bearer credentials at all.
@@ -278,53 +300,7 @@ impl<'a> BearerToken<'a> {
     }
 }
 
-/// The caller of a protected route: an access token that passed [`Validator::validate`].
-pub struct Caller(pub Arc<VerifiedToken>);
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = BearerToken::from_request(parts)?.ok_or(ApiError::MissingToken)?;
-        let hash = TokenHash::of(token.0);
-        let now = unix_now();
-
-        // The hot path: this exact token was verified before and has not expired.
-        if let Some(verified) = state.verified_tokens.get(&hash, now) {
-            return Ok(Caller(verified));
-        }
-
-        match state.validator.validate(token).await {
-            Ok(verified) => {
-                let verified = Arc::new(verified);
-                state.verified_tokens.insert(hash, verified.clone(), now);
-                tracing::debug!(token = %hash.short(), sub = %verified.sub, "access token verified");
-                Ok(Caller(verified))
-            }
-            Err(Refusal::Key(KeyLookupError::Unavailable)) => {
-                tracing::warn!(token = %hash.short(), "cannot validate: the issuer's keys were never fetched");
-                Err(ApiError::KeysUnavailable)
-            }
-            Err(reason) => {
-                tracing::info!(token = %hash.short(), %reason, "access token refused");
-                Err(ApiError::InvalidToken)
-            }
-        }
-    }
-}
-
-impl Caller {
-    /// RFC 6750 3.1, RFC 9700 2.3: each route needs one scope, and says which.
-    pub fn require_scope(&self, scope: &'static str) -> Result<(), ApiError> {
-        if self.0.scopes.iter().any(|granted| granted == scope) {
-            Ok(())
-        } else {
-            Err(ApiError::InsufficientScope(scope))
-        }
-    }
-}
-
-/// Step 3: split `header.payload.signature`, each part non-empty base64url.
+/// Check 3: split `header.payload.signature`, each part non-empty base64url.
 fn compact_jws_header(token: &str) -> Result<&str, Refusal> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
@@ -345,7 +321,7 @@ fn compact_jws_header(token: &str) -> Result<&str, Refusal> {
 }
 
 /// The JOSE header fields this API reads. Unknown fields are ignored; the
-/// dangerous ones are recorded as present so step 6 can refuse them.
+/// dangerous ones are recorded as present so check 6 can refuse them.
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
@@ -363,7 +339,7 @@ struct JoseHeader {
     crit: bool,
 }
 
-/// Step 4: decode and parse the header, bounded in size. serde_json also
+/// Check 4: decode and parse the header, bounded in size. serde_json also
 /// bounds nesting depth (128), and a duplicated field is an error.
 fn parse_header(header_b64: &str) -> Result<JoseHeader, Refusal> {
     if header_b64.len() > MAX_HEADER_BYTES * 4 / 3 + 4 {
@@ -378,13 +354,13 @@ fn parse_header(header_b64: &str) -> Result<JoseHeader, Refusal> {
     serde_json::from_slice(&json).map_err(|_| Refusal::BadHeader)
 }
 
-/// Step 5: RFC 9068 4 accepts `at+jwt` and its full media type; media types
+/// Check 5: RFC 9068 4 accepts `at+jwt` and its full media type; media types
 /// compare case-insensitively (RFC 7515 4.1.9).
 fn is_access_token_type(typ: &str) -> bool {
     typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
-/// Step 6.
+/// Check 6.
 fn refuse_untrusted_headers(header: &JoseHeader) -> Result<(), Refusal> {
     let untrusted = [
         ("jku", header.jku),
@@ -399,7 +375,7 @@ fn refuse_untrusted_headers(header: &JoseHeader) -> Result<(), Refusal> {
     }
 }
 
-/// Step 7: 1-128 characters of `[A-Za-z0-9._-]`. Real kids (thumbprints,
+/// Check 7: 1-128 characters of `[A-Za-z0-9._-]`. Real kids (thumbprints,
 /// UUIDs, Okta's) fit; paths (`/`, `\`), SQL, URLs and control characters do not.
 fn is_safe_kid(kid: &str) -> bool {
     (1..=MAX_KID_CHARS).contains(&kid.len())
@@ -446,13 +422,6 @@ struct AccessTokenClaims {
 /// `true` when the field is there, whatever its value (even `null`).
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -3,36 +3,37 @@
 //! every token in the server-side session.
 //!
 //! The checks, in order:
-//! 1. `state` names a login this browser started, and is used up
+//! 1. `state` names a login this browser started, and is used up: once per
+//!    browser, and once across every instance sharing the session store
 //!    (RFC 6749 10.12, RFC 9700 4.7).
 //! 2. `iss` is the expected issuer when the provider sends it or says it
 //!    will (RFC 9207 2.4; mix-up defence, RFC 9700 4.4).
 //! 3. An error response becomes a page a person can read and recover from.
 //! 4. The code is exchanged with the verifier (step 6; the provider checks
-//!    PKCE, step 7).
-//! 5. The ID token: signature, `iss`, `aud`, `exp`, `iat`, `nonce`
-//!    (OIDC Core 3.1.3.7) and `at_hash` (3.1.3.8).
-//! 6. The session id changes (no session fixation), then tokens are stored.
+//!    PKCE, step 7). A code the provider refuses is the person's to retry
+//!    (400); only a provider that cannot be reached, or answers garbage, is
+//!    a bad gateway (502).
+//! 5. The ID token ([`crate::id_token`]).
+//! 6. The session id changes (no session fixation), then the login is
+//!    stored.
 
 use axum::{
     extract::{Query, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
-use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, Nonce, OAuth2TokenResponse,
-    PkceCodeVerifier, SignatureVerificationError, TokenResponse,
-    core::{CoreIdTokenClaims, CoreTokenResponse},
+use oauth2::{
+    AuthorizationCode, PkceCodeVerifier, RequestTokenError, basic::BasicErrorResponseType,
 };
+use openidconnect::{Nonce, core::CoreTokenResponse};
 use serde::Deserialize;
 use tower_sessions::Session;
 use tracing::instrument;
 
 use crate::{
-    AppState,
-    oidc::{ID_TOKEN_ALGS, Provider},
-    pages::ErrorPage,
-    session::{Sessions, SignedIn, Tokens, User},
+    AppState, id_token,
+    reply::{self, ErrorPage},
+    session::{self, Login, PENDING_LIFETIME, SignedIn, Tokens, User},
 };
 
 #[derive(Deserialize)]
@@ -56,37 +57,56 @@ pub enum CallbackError {
     Denied(String),
     #[error("the sign-in response has no code")]
     MissingCode,
-    #[error("the provider refused the code: {0}")]
-    Exchange(String),
+    #[error("the provider refused the code ({0}); the sign-in did not complete")]
+    CodeRefused(String),
+    #[error("the identity provider could not be reached or gave no usable answer")]
+    ProviderUnavailable,
     #[error("the ID token is not valid: {0}")]
     IdToken(String),
     #[error("the session store failed")]
     Session,
 }
 
-impl IntoResponse for CallbackError {
-    fn into_response(self) -> Response {
-        match &self {
+impl CallbackError {
+    fn status(&self) -> StatusCode {
+        match self {
+            CallbackError::Denied(code) if code == "access_denied" => StatusCode::FORBIDDEN,
+            CallbackError::ProviderUnavailable => StatusCode::BAD_GATEWAY,
+            CallbackError::Session => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_code(&self) -> &'static str {
+        match self {
+            CallbackError::Denied(code) if code == "access_denied" => "access_denied",
+            CallbackError::CodeRefused(_) => "invalid_grant",
+            CallbackError::ProviderUnavailable => "bad_gateway",
+            CallbackError::Session => "temporarily_unavailable",
+            _ => "invalid_request",
+        }
+    }
+
+    /// A page for a person, JSON for a script.
+    fn answer(&self, headers: &HeaderMap) -> Response {
+        if reply::wants_json(headers) {
+            return reply::json_error(self.status(), self.error_code(), &self.to_string());
+        }
+        match self {
             CallbackError::Denied(code) if code == "access_denied" => ErrorPage::response(
-                StatusCode::FORBIDDEN,
+                self.status(),
                 "Access was denied",
                 "You chose not to let this app use your account, so you are not signed in.",
                 true,
             ),
-            CallbackError::Denied(_) => ErrorPage::response(
-                StatusCode::BAD_REQUEST,
-                "Sign-in did not finish",
-                &self.to_string(),
-                true,
-            ),
-            CallbackError::Exchange(_) | CallbackError::Session => ErrorPage::response(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in did not finish",
-                &self.to_string(),
+            CallbackError::CodeRefused(_) => ErrorPage::response(
+                self.status(),
+                "The sign-in did not complete",
+                "The identity provider did not accept this sign-in (it may have taken too long, or been used already). Please try again.",
                 true,
             ),
             _ => ErrorPage::response(
-                StatusCode::BAD_REQUEST,
+                self.status(),
                 "Sign-in did not finish",
                 &self.to_string(),
                 true,
@@ -100,19 +120,18 @@ impl IntoResponse for CallbackError {
 pub async fn callback(
     State(state): State<AppState>,
     session: Session,
+    headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     // The back button after sign-in replays a used callback: a signed-in
     // person simply goes home instead of meeting an error.
-    let already_signed_in = Sessions::signed_in(&session, state.config.session_absolute_seconds)
-        .await
-        .is_some();
+    let already_signed_in = matches!(SignedIn::load(&state, &session).await, Ok(Some(_)));
     match handle(&state, &session, q).await {
         Ok(return_url) => Redirect::to(&return_url).into_response(),
         Err(CallbackError::UnknownState) if already_signed_in => Redirect::to("/").into_response(),
         Err(e) => {
             tracing::info!(error = %e, "callback refused");
-            e.into_response()
+            e.answer(&headers)
         }
     }
 }
@@ -122,17 +141,23 @@ async fn handle(
     session: &Session,
     q: CallbackQuery,
 ) -> Result<String, CallbackError> {
-    // 1. RFC 6749 10.12: state must be one this browser's session holds; used once.
+    let now = state.clock.now();
+    // 1. RFC 6749 10.12: state must be one this browser's session holds;
+    // used once. Two requests racing with the same callback URL each hold
+    // their own copy of the session, maybe on two instances: only the first
+    // may go on, or the second would redeem the code again and the provider
+    // would revoke the first's tokens as a replay.
     let pending = match q.state.as_deref() {
-        Some(s) => Sessions::take_pending(session, s).await,
+        Some(s) => session::take_pending(state, session, s).await,
         None => None,
     }
     .ok_or(CallbackError::UnknownState)?;
-    // Two requests racing with the same callback URL each hold their own
-    // copy of the session: only the first may go on (or the second would
-    // redeem the code again, and the provider would revoke the first's
-    // tokens as a replay).
-    if !state.answered_states.claim(&pending.state) {
+    let first = state
+        .store
+        .first_use("state", &pending.state, now + PENDING_LIFETIME)
+        .await
+        .map_err(|_| CallbackError::Session)?;
+    if !first {
         return Err(CallbackError::UnknownState);
     }
     // 2. RFC 9207 2.4: the issuer, when sent or promised, must be ours.
@@ -155,22 +180,13 @@ async fn handle(
     let code = q.code.ok_or(CallbackError::MissingCode)?;
 
     // 4. Step 6: code + verifier to the token endpoint.
-    let response = exchange(&provider, &state.http, code, pending.pkce_verifier).await?;
+    let response = exchange(state, code, pending.pkce_verifier).await?;
 
-    // 5. OIDC Core 3.1.3.7: the ID token. A key the BFF has not seen yet
-    // (the provider rotated) gets one fresh look at its JWKS.
-    let nonce = Nonce::new(pending.nonce);
-    let claims = match verify_id_token(&provider, &response, &nonce) {
-        Err(IdTokenError::UnknownKey) => match state.provider.refresh().await {
-            Some(fresh) => verify_id_token(&fresh, &response, &nonce),
-            None => Err(IdTokenError::UnknownKey),
-        },
-        other => other,
-    }
-    .map_err(|e| CallbackError::IdToken(e.to_string()))?;
-    let id_token = response
-        .id_token()
-        .ok_or_else(|| CallbackError::IdToken("the token response has no id_token".into()))?;
+    // 5. OIDC Core 3.1.3.7: the ID token.
+    let verified = id_token::verify_login(state, &response, &Nonce::new(pending.nonce))
+        .await
+        .map_err(|e| CallbackError::IdToken(e.to_string()))?;
+    let claims = &verified.claims;
     let user = User {
         sub: claims.subject().to_string(),
         name: claims
@@ -178,112 +194,73 @@ async fn handle(
             .and_then(|n| n.get(None))
             .map(|n| n.to_string()),
         email: claims.email().map(|e| e.to_string()),
-        claims: serde_json::to_value(claims)
-            .ok()
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default(),
+        claims: verified.all_claims.clone(),
     };
-    let expires_in = response
-        .expires_in()
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(300);
-    let signed_in = SignedIn {
+    let sid = user
+        .claims
+        .get("sid")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let login = Login {
+        tokens: Tokens::from_response(&response, Some(verified.raw), None, now),
         user,
-        tokens: Tokens {
-            access_token: response.access_token().secret().clone(),
-            access_expires_at: crate::now() + expires_in,
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
-            id_token: id_token.to_string(),
-        },
-        signed_in_at: crate::now(),
-        csrf: crate::random_token(),
+        sid,
+        signed_in_at: now,
     };
 
     // 6. A new session id now that the session carries identity (fixation).
-    session
-        .cycle_id()
+    session::sign_in(state, session, &login)
         .await
-        .map_err(|_| CallbackError::Session)?;
-    Sessions::sign_in(session, &signed_in)
-        .await
-        .map_err(|_| CallbackError::Session)?;
-    tracing::info!(sub = %signed_in.user.sub, "signed in");
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not store the login");
+            CallbackError::Session
+        })?;
+    tracing::info!(sub = %login.user.sub, "signed in");
     Ok(pending.return_url)
-}
-
-/// How far in the future an ID token's `iat` may be (clocks differ).
-const MAX_CLOCK_SKEW: i64 = 60;
-/// How old an ID token may be when it arrives with its code.
-const MAX_ID_TOKEN_AGE: i64 = 300;
-
-#[derive(Debug, thiserror::Error)]
-enum IdTokenError {
-    #[error("the token response has no id_token")]
-    Missing,
-    #[error("signed with a key the provider does not publish")]
-    UnknownKey,
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// OIDC Core 3.1.3.7 (signature, `iss`, `aud`, `exp`, `iat`, `nonce`) and
-/// 3.1.3.8 (`at_hash` binds the access token to the ID token).
-fn verify_id_token(
-    provider: &Provider,
-    response: &CoreTokenResponse,
-    nonce: &Nonce,
-) -> Result<CoreIdTokenClaims, IdTokenError> {
-    let id_token = response.id_token().ok_or(IdTokenError::Missing)?;
-    let verifier = provider
-        .client
-        .id_token_verifier()
-        .set_allowed_algs(ID_TOKEN_ALGS.to_vec());
-    let claims = id_token.claims(&verifier, nonce).map_err(|e| match e {
-        ClaimsVerificationError::SignatureVerification(
-            SignatureVerificationError::NoMatchingKey,
-        ) => IdTokenError::UnknownKey,
-        other => IdTokenError::Invalid(other.to_string()),
-    })?;
-    // 3.1.3.7 item 10: a token just issued has an `iat` of about now.
-    let age = crate::now() - claims.issue_time().timestamp();
-    if !(-MAX_CLOCK_SKEW..=MAX_ID_TOKEN_AGE).contains(&age) {
-        return Err(IdTokenError::Invalid("iat is too far from now".into()));
-    }
-    if let Some(expected) = claims.access_token_hash() {
-        let invalid = |e: &dyn std::fmt::Display| IdTokenError::Invalid(e.to_string());
-        let alg = id_token.signing_alg().map_err(|e| invalid(&e))?;
-        let key = id_token.signing_key(&verifier).map_err(|e| invalid(&e))?;
-        let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
-            .map_err(|e| invalid(&e))?;
-        if actual != *expected {
-            return Err(IdTokenError::Invalid(
-                "at_hash does not match the access token".into(),
-            ));
-        }
-    }
-    Ok(claims.clone())
 }
 
 /// Step 6: the token request.
 #[instrument(name = "step6_exchange_code", skip_all)]
 async fn exchange(
-    provider: &Provider,
-    http: &reqwest::Client,
+    state: &AppState,
     code: String,
     verifier: String,
 ) -> Result<CoreTokenResponse, CallbackError> {
-    provider
+    let provider = state.provider.get();
+    let request = provider
         .client
         .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| CallbackError::Exchange(e.to_string()))?
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier))
-        .request_async(http)
+        .map_err(|e| {
+            tracing::error!(error = %e, "the provider has no token endpoint");
+            CallbackError::ProviderUnavailable
+        })?
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier));
+    request
+        .request_async(&state.http)
         .await
-        .map_err(|e| CallbackError::Exchange(describe_token_error(&e)))
+        .map_err(|e| match e {
+            // RFC 6749 5.2: the provider refused this code (expired, used,
+            // a wrong verifier): the person can start again.
+            RequestTokenError::ServerResponse(refusal)
+                if matches!(
+                    refusal.error(),
+                    BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::InvalidRequest
+                ) =>
+            {
+                tracing::info!(error = %refusal.error(), "the provider refused the code");
+                CallbackError::CodeRefused(refusal.error().to_string())
+            }
+            // Anything else lies between the BFF and its provider (down,
+            // busy, or the client's registration): not the person's to fix.
+            other => {
+                tracing::warn!(error = %describe(&other), "the token request failed");
+                CallbackError::ProviderUnavailable
+            }
+        })
 }
 
 /// A token-endpoint failure in words, without any secret.
-fn describe_token_error<E: std::error::Error>(e: &E) -> String {
+pub fn describe<E: std::error::Error>(e: &E) -> String {
     match e.source() {
         Some(source) => format!("{e}: {source}"),
         None => e.to_string(),

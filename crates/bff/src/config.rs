@@ -72,15 +72,48 @@ pub struct Config {
         default_value = "sqlite://data/bff-sessions.db"
     )]
     pub session_store: String,
-    /// Key prefix of sessions in Redis.
-    #[arg(long, env = "BFF_REDIS_KEY_PREFIX", default_value = "bff:session:")]
+    /// Key prefix of everything the BFF keeps in Redis.
+    #[arg(long, env = "BFF_REDIS_KEY_PREFIX", default_value = "bff:")]
     pub redis_key_prefix: String,
+    /// Keys that seal the session store (tokens and PKCE verifiers are
+    /// encrypted at rest): 32 random bytes each, base64url, comma-separated,
+    /// newest first (the newest seals, all open). Make one with
+    /// `openssl rand -base64 32`. Every instance sharing a store needs the
+    /// same keys. Default: the key in --session-key-file.
+    #[arg(
+        long,
+        env = "BFF_SESSION_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub session_keys: Vec<String>,
+    /// Where the session key is kept when --session-keys is not given
+    /// (made, with a random key, when missing; not for the memory store).
+    #[arg(
+        long,
+        env = "BFF_SESSION_KEY_FILE",
+        default_value = "data/bff-session.key"
+    )]
+    pub session_key_file: std::path::PathBuf,
     /// A session unused this long ends (seconds).
     #[arg(long, env = "BFF_SESSION_IDLE_SECONDS", default_value_t = 1800)]
     pub session_idle_seconds: i64,
     /// A session ends this long after sign-in, used or not (seconds).
     #[arg(long, env = "BFF_SESSION_ABSOLUTE_SECONDS", default_value_t = 28800)]
     pub session_absolute_seconds: i64,
+    /// Clock difference tolerated with the provider, in seconds (an ID token
+    /// issued up to this far in the future; a logout token likewise).
+    #[arg(long, env = "BFF_CLOCK_SKEW_SECONDS", default_value_t = 60)]
+    pub clock_skew_seconds: i64,
+    /// How old an ID token may be when it arrives, in seconds. Entra ID
+    /// back-dates `iat` by five minutes, so the default admits ten.
+    #[arg(long, env = "BFF_ID_TOKEN_MAX_AGE_SECONDS", default_value_t = 600)]
+    pub id_token_max_age_seconds: i64,
+    /// How the browser is sent to the provider's end_session_endpoint:
+    /// `post`, an auto-submitted form (the ID token stays out of URLs,
+    /// history and logs), or `get` for providers that accept only that.
+    #[arg(long, env = "BFF_LOGOUT_METHOD", default_value = "post", value_parser = ["post", "get"])]
+    pub logout_method: String,
     /// Log format: `text` for people, `json` for machines.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

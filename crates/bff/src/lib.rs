@@ -8,20 +8,27 @@
 //! | --- | --- |
 //! | `GET /` | `pages` |
 //! | `GET /bff/login` | `login` (steps 1-2) |
-//! | `GET /bff/callback` | `callback` (steps 5-8) |
+//! | `GET /bff/callback` | `callback` (steps 5-8; the ID token in `id_token`) |
 //! | `GET /bff/user` | `user` |
-//! | `ANY /bff/api/{*path}` | `proxy` (steps 9-10) |
-//! | `POST /bff/logout` | `logout` |
+//! | `ANY /bff/api/{*path}` | `proxy` (step 9), after `refresh` |
+//! | `POST /bff/logout` | `logout` (RP-initiated logout) |
+//! | `POST /bff/backchannel` | `backchannel` (back-channel logout) |
+//!
+//! Sessions and their store are `session`; the provider as discovery
+//! describes it is `provider`.
 
+pub mod backchannel;
 pub mod callback;
 pub mod config;
 pub mod csrf;
+pub mod id_token;
 pub mod login;
 pub mod logout;
-pub mod oidc;
 pub mod pages;
+pub mod provider;
 pub mod proxy;
 pub mod refresh;
+pub mod reply;
 pub mod session;
 pub mod user;
 
@@ -34,13 +41,15 @@ use axum::{
     routing::{any, get, post},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use clock::Clock;
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::Config;
 
 use crate::{
-    oidc::{Provider, Providers},
+    provider::{Provider, Providers},
     session::Store,
 };
 
@@ -53,18 +62,25 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// For the API: no redirects, streaming bodies.
     pub api_http: reqwest::Client,
-    /// Refreshes in flight, so that one refresh token is used once.
-    pub refreshes: Arc<refresh::Refreshes>,
-    /// Callbacks already taken, so that one `state` is used once.
-    pub answered_states: Arc<session::AnsweredStates>,
+    /// The API's base URL, parsed once at start.
+    pub api_url: url::Url,
+    /// Sessions and logins, in memory, SQLite or Redis.
+    pub store: Store,
+    /// Refreshes under way in this instance, so that one refresh token is
+    /// used once.
+    pub refreshes: Arc<refresh::InFlight>,
+    /// What "now" is: the system's clock, or a test's.
+    pub clock: Clock,
 }
 
 /// Builds the whole BFF: discovery at the provider, the session store, the
 /// routes.
-pub async fn app(config: &Config) -> anyhow::Result<Router> {
-    let http = oidc::http_client()?;
+pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
+    let api_url = url::Url::parse(&config.api_url)
+        .map_err(|e| anyhow::anyhow!("--api-url {}: {e}", config.api_url))?;
+    let http = provider::http_client()?;
     let provider = Provider::discover_with_retry(config, &http).await?;
-    let store = Store::open(config).await?;
+    let store = Store::open(config, clock.clone()).await?;
     let api_http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
@@ -74,18 +90,20 @@ pub async fn app(config: &Config) -> anyhow::Result<Router> {
         provider: Arc::new(Providers::new(provider, config.clone(), http.clone())),
         http,
         api_http,
+        api_url,
+        store,
         refreshes: Arc::default(),
-        answered_states: Arc::default(),
+        clock,
     };
-    Ok(router(state, store))
+    Ok(router(state))
 }
 
-fn router(state: AppState, store: Store) -> Router {
-    let idle = state.config.session_idle_seconds;
+fn router(state: AppState) -> Router {
     let json_api = Router::new()
         .route("/bff/user", get(user::user))
         .route("/bff/api/{*path}", any(proxy::proxy))
         .route_layer(middleware::from_fn(csrf::require_header));
+    let session_layer = state.store.layer();
     let router = Router::new()
         .route("/", get(pages::home))
         .route("/bff/login", get(login::login))
@@ -95,8 +113,13 @@ fn router(state: AppState, store: Store) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/app.js", get(pages::script))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(state)
-        .layer(store.layer(idle))
+        .with_state(state.clone())
+        .layer(session_layer)
+        // Server to server: no browser session, no cookie.
+        .route(
+            "/bff/backchannel",
+            post(backchannel::backchannel).with_state(state),
+        )
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(pages::CSP),
@@ -132,7 +155,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 config.port
             )
         })?;
-    let router = app(&config).await?;
+    let router = app(&config, Clock::system()).await?;
     tracing::info!(
         "BFF listening on {} (http://{}:{})",
         config.public_url(),
@@ -145,17 +168,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// 256 random bits, base64url.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether two secrets are equal, in time that does not depend on where
+/// they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

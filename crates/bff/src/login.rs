@@ -12,15 +12,15 @@ use axum::{
     extract::{Query, State},
     response::{IntoResponse, Redirect, Response},
 };
-use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, Scope, core::CoreAuthenticationFlow};
+use oauth2::{CsrfToken, PkceCodeChallenge, Scope};
+use openidconnect::{Nonce, core::CoreAuthenticationFlow};
 use serde::Deserialize;
 use tower_sessions::Session;
 use tracing::instrument;
 
 use crate::{
-    AppState,
-    pages::ErrorPage,
-    session::{PendingLogin, Sessions},
+    AppState, reply,
+    session::{self, PendingLogin},
 };
 
 #[derive(Deserialize)]
@@ -84,11 +84,11 @@ pub async fn login(
         pkce_verifier: verifier.secret().clone(),
         nonce: nonce.secret().clone(),
         return_url,
-        started_at: crate::now(),
+        started_at: state.clock.now(),
     };
-    if let Err(e) = Sessions::add_pending(&session, pending).await {
+    if let Err(e) = session::add_pending(&state, &session, pending).await {
         tracing::error!(error = %e, "could not store the login attempt");
-        return ErrorPage::unavailable();
+        return reply::unavailable_page();
     }
     tracing::info!("step2_redirect_to_authorize");
     // Step 2: to the authorization endpoint, with the challenge.

@@ -1,36 +1,56 @@
 //! `POST /bff/logout`: ends the session here, gives the refresh token back to
 //! the provider (RFC 7009), then sends the browser to the provider's
-//! `end_session_endpoint` (OIDC RP-Initiated Logout 1.0) so the person is
-//! signed out there too.
+//! `end_session_endpoint` so the person is signed out there too (OIDC
+//! RP-Initiated Logout 1.0).
 //!
 //! - CSRF: the page's plain HTML form carries the session's anti-CSRF token;
 //!   a script sends `X-CSRF: 1` instead.
-//! - The logout redirect names this client by `client_id`, not by
-//!   `id_token_hint`: the ID token would otherwise pass through the browser,
-//!   which never receives a token. The provider asks the person to confirm.
+//! - 2: the request carries `id_token_hint` (Okta and Keycloak require it),
+//!   `client_id`, `post_logout_redirect_uri` and a fresh `state`, which the
+//!   home page checks when the provider sends the browser back.
+//! - The ID token must not sit in a URL (history, logs, `Referer`), so by
+//!   default the request is an auto-submitted POST form, which the spec
+//!   requires providers to accept; `--logout-method get` sends a redirect
+//!   for providers that take only GET. It is the one token the browser is
+//!   ever handed: the ID token of the session that has just ended, as a
+//!   hint, worth nothing at the API.
+//! - A provider without an `end_session_endpoint` (Google) gets a local
+//!   sign-out, and the home page says so.
 
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::{
     body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
-use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 use tracing::instrument;
 
-use crate::{AppState, csrf, pages::ErrorPage, session::Sessions};
+use crate::{
+    AppState, csrf,
+    reply::{self, ErrorPage},
+    session::{self, SignedIn},
+};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "bff/logout.html")]
+pub struct LogoutPage {
+    /// The provider's end-session endpoint.
+    pub action: String,
+    pub fields: Vec<(&'static str, String)>,
+}
 
 #[instrument(name = "logout", skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
     session: Session,
+    signed_in: Option<SignedIn>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(signed_in) =
-        Sessions::signed_in(&session, state.config.session_absolute_seconds).await
-    else {
+    let Some(signed_in) = signed_in else {
         // Nobody to sign out: just go home.
         return Redirect::to("/").into_response();
     };
@@ -39,7 +59,7 @@ pub async fn logout(
         .find(|(name, _)| name == "csrf")
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
-    let form_ok = bool::from(form_token.as_bytes().ct_eq(signed_in.csrf.as_bytes()));
+    let form_ok = crate::same_secret(&form_token, &signed_in.csrf);
     if !form_ok && !csrf::has_header(&headers) {
         return ErrorPage::response(
             StatusCode::UNAUTHORIZED,
@@ -48,28 +68,45 @@ pub async fn logout(
             false,
         );
     }
-    if let Some(refresh_token) = &signed_in.tokens.refresh_token {
+    if let Some(refresh_token) = &signed_in.login.tokens.refresh_token {
         revoke(&state, refresh_token).await;
     }
-    if let Err(e) = session.flush().await {
+    let id_token = signed_in.login.tokens.id_token.clone();
+    let sub = signed_in.login.user.sub.clone();
+    if let Err(e) = signed_in.end(&state).await {
         tracing::error!(error = %e, "could not end the session");
-        return ErrorPage::unavailable();
+        return reply::unavailable_page();
     }
-    tracing::info!(sub = %signed_in.user.sub, "signed out");
+    tracing::info!(%sub, "signed out");
     let provider = state.provider.get();
-    let Some(end_session) = &provider.extra.end_session_endpoint else {
-        return Redirect::to("/").into_response();
+    let Some(end_session) = provider.extra.end_session_endpoint.clone() else {
+        return Redirect::to("/?signed_out=local").into_response();
     };
-    let Ok(mut url) = url::Url::parse(end_session) else {
-        return Redirect::to("/").into_response();
-    };
-    url.query_pairs_mut()
-        .append_pair("client_id", &state.config.client_id)
-        .append_pair(
+    let logout_state = crate::random_token();
+    if let Err(e) = session::expect_logout_return(&state, &session, &logout_state).await {
+        tracing::warn!(error = %e, "could not remember the logout's state");
+    }
+    let fields = vec![
+        ("id_token_hint", id_token),
+        ("client_id", state.config.client_id.clone()),
+        (
             "post_logout_redirect_uri",
-            &state.config.post_logout_redirect_uri(),
-        );
-    Redirect::to(url.as_str()).into_response()
+            state.config.post_logout_redirect_uri(),
+        ),
+        ("state", logout_state),
+    ];
+    if state.config.logout_method == "get" {
+        let Ok(mut url) = url::Url::parse(&end_session) else {
+            return Redirect::to("/").into_response();
+        };
+        url.query_pairs_mut().extend_pairs(&fields);
+        return Redirect::to(url.as_str()).into_response();
+    }
+    LogoutPage {
+        action: end_session,
+        fields,
+    }
+    .into_response()
 }
 
 /// RFC 7009: the refresh token goes back to the provider. Best effort: a
@@ -95,7 +132,7 @@ async fn revoke(state: &AppState, refresh_token: &str) {
     match result {
         Ok(r) if r.status().is_success() => tracing::info!("refresh token revoked"),
         Ok(r) => tracing::warn!(status = %r.status(), "refresh token revocation refused"),
-        Err(e) => tracing::warn!(error = %e, "refresh token revocation failed"),
+        Err(e) => tracing::warn!(error = %e.without_url(), "refresh token revocation failed"),
     }
 }
 

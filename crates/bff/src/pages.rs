@@ -5,13 +5,17 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    extract::State,
-    http::{HeaderValue, StatusCode, header},
+    extract::{Query, State},
+    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
+use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::{AppState, session::Sessions};
+use crate::{
+    AppState,
+    session::{self, SignedIn},
+};
 
 pub struct ClaimLine {
     pub name: String,
@@ -31,34 +35,8 @@ pub struct UserView {
 pub struct HomePage {
     pub user: Option<UserView>,
     pub csrf: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "bff/error.html")]
-pub struct ErrorPage {
-    pub title: String,
-    pub message: String,
-    pub retry: bool,
-}
-
-impl ErrorPage {
-    pub fn response(status: StatusCode, title: &str, message: &str, retry: bool) -> Response {
-        let page = ErrorPage {
-            title: title.to_owned(),
-            message: message.to_owned(),
-            retry,
-        };
-        (status, page).into_response()
-    }
-
-    pub fn unavailable() -> Response {
-        ErrorPage::response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Something went wrong",
-            "The app could not finish this request. Please try again.",
-            true,
-        )
-    }
+    /// A line to tell the person, e.g. after signing out.
+    pub notice: Option<String>,
 }
 
 /// A Unix time as people read it.
@@ -74,21 +52,45 @@ fn when(unix: i64) -> String {
         .unwrap_or_default()
 }
 
-/// `GET /`: signed out, a sign-in button; signed in, who you are and your notes.
-pub async fn home(State(state): State<AppState>, session: Session) -> Response {
-    let absolute = state.config.session_absolute_seconds;
-    let Some(signed_in) = Sessions::signed_in(&session, absolute).await else {
+/// What the home page may be told in its query.
+#[derive(Deserialize)]
+pub struct HomeQuery {
+    /// The `state` of an RP-initiated logout, coming back from the provider.
+    state: Option<String>,
+    /// Set by a local sign-out at a provider that has no end-session endpoint.
+    signed_out: Option<String>,
+}
+
+/// `GET /`: signed out, a sign-in button; signed in, who you are and your
+/// notes. Also the post-logout redirect URI: the provider sends the browser
+/// back here with the logout's `state`.
+pub async fn home(
+    State(state): State<AppState>,
+    session: Session,
+    signed_in: Option<SignedIn>,
+    Query(q): Query<HomeQuery>,
+) -> Response {
+    let Some(signed_in) = signed_in else {
+        let notice = match (&q.state, &q.signed_out) {
+            // OIDC RP-Initiated Logout 1.0 3: the state this BFF sent.
+            (Some(returned), _) if session::logout_returned(&session, returned).await => {
+                Some("You have signed out of this app and of the identity provider.".to_owned())
+            }
+            (_, Some(_)) => Some(
+                "You have signed out of this app. The identity provider offers no sign-out, so you may still be signed in there."
+                    .to_owned(),
+            ),
+            _ => None,
+        };
         return HomePage {
             user: None,
             csrf: String::new(),
+            notice,
         }
         .into_response();
     };
-    let user = &signed_in.user;
-    let ends = session
-        .expiry_date()
-        .unix_timestamp()
-        .min(signed_in.signed_in_at + absolute);
+    let ends = signed_in.ends_at(&state);
+    let user = &signed_in.login.user;
     let claims = user
         .claims
         .iter()
@@ -109,12 +111,14 @@ pub async fn home(State(state): State<AppState>, session: Session) -> Response {
             claims,
         }),
         csrf: signed_in.csrf.clone(),
+        notice: None,
     }
     .into_response()
 }
 
 /// CSP of every BFF response: our own script and CSS only, no inline code,
-/// `fetch` to ourselves only, no framing.
+/// `fetch` to ourselves only, no framing. (`form-action` is left open: the
+/// sign-out form posts to the provider.)
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -3,22 +3,26 @@
 //! sees the token; the API never sees the browser's cookie.
 //!
 //! - Requires `X-CSRF: 1` (see `csrf.rs`).
+//! - An access token about to expire is refreshed first ([`crate::refresh`]);
+//!   a refresh the provider refuses ends the session (401), one that could
+//!   not be made keeps it (503 with `Retry-After`).
 //! - Bodies stream both ways; nothing is buffered.
 //! - Only an allow-list of headers crosses, in each direction.
 //! - The API down is a clean 502 JSON error.
 
 use axum::{
-    Json,
     body::Body,
     extract::{Path, Request, State},
     http::{HeaderMap, HeaderName, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
-use serde_json::json;
-use tower_sessions::Session;
 use tracing::instrument;
 
-use crate::{AppState, refresh, session::Sessions};
+use crate::{
+    AppState, refresh,
+    reply::{json_error, unavailable_json},
+    session::SignedIn,
+};
 
 /// Request headers passed to the API. Not `cookie`, not `authorization`.
 const REQUEST_HEADERS: [HeaderName; 6] = [
@@ -41,14 +45,6 @@ const RESPONSE_HEADERS: [HeaderName; 7] = [
     HeaderName::from_static("x-request-id"),
 ];
 
-fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
-}
-
 fn copy(from: &HeaderMap, to: &mut HeaderMap, allowed: &[HeaderName]) {
     for name in allowed {
         for value in from.get_all(name) {
@@ -61,47 +57,43 @@ fn copy(from: &HeaderMap, to: &mut HeaderMap, allowed: &[HeaderName]) {
 /// `/api/`. Each segment is appended (and percent-encoded) by the URL parser
 /// itself, so `.`, `..`, an encoded `%2e%2e` decoded once by the router, or
 /// a backslash cannot climb out; anything still odd is refused.
-fn api_url(base: &str, path: &str, query: Option<&str>) -> Option<url::Url> {
+fn api_url(base: &url::Url, path: &str, query: Option<&str>) -> Option<url::Url> {
     let odd = |s: &str| {
         s == "." || s == ".." || s.contains(['\\', '%']) || s.chars().any(char::is_control)
     };
     if path.split('/').any(odd) {
         return None;
     }
-    let mut url = url::Url::parse(base).ok()?;
+    let mut url = base.clone();
     url.path_segments_mut()
         .ok()?
         .pop_if_empty()
         .push("api")
         .extend(path.split('/'));
     url.set_query(query);
-    let prefix = format!(
-        "{}/api/",
-        url::Url::parse(base).ok()?.path().trim_end_matches('/')
-    );
+    let prefix = format!("{}/api/", base.path().trim_end_matches('/'));
     url.path().starts_with(&prefix).then_some(url)
 }
 
 #[instrument(name = "step9_call_api", skip_all, fields(path = ?path))]
 pub async fn proxy(
     State(state): State<AppState>,
-    session: Session,
+    mut signed_in: SignedIn,
     Path(path): Path<String>,
     request: Request,
 ) -> Response {
-    let Some(mut signed_in) =
-        Sessions::signed_in(&session, state.config.session_absolute_seconds).await
-    else {
-        return json_error(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first");
-    };
-    // An access token about to expire is refreshed first; a refresh the
-    // provider refuses ends the session.
-    if let Err(e) = refresh::ensure_fresh(&state, &session, &mut signed_in).await {
+    if let Err(e) = refresh::ensure_fresh(&state, &mut signed_in).await {
+        if !e.ends_session() {
+            tracing::warn!(error = %e, "could not refresh the access token; the session is kept");
+            return unavailable_json("the identity provider is unavailable; try again");
+        }
         tracing::info!(error = %e, "session ended: its tokens could not be refreshed");
-        let _ = session.flush().await;
+        if let Err(e) = signed_in.end(&state).await {
+            tracing::error!(error = %e, "could not end the session");
+        }
         return json_error(StatusCode::UNAUTHORIZED, "session_expired", "sign in again");
     }
-    let Some(url) = api_url(&state.config.api_url, &path, request.uri().query()) else {
+    let Some(url) = api_url(&state.api_url, &path, request.uri().query()) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request", "bad path");
     };
     let (parts, body) = request.into_parts();
@@ -111,7 +103,7 @@ pub async fn proxy(
         .api_http
         .request(parts.method, url)
         .headers(headers)
-        .bearer_auth(&signed_in.tokens.access_token)
+        .bearer_auth(&signed_in.login.tokens.access_token)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()))
         .send()
         .await;
@@ -147,11 +139,15 @@ pub async fn proxy(
 mod tests {
     use super::api_url;
 
+    fn base(url: &str) -> url::Url {
+        url::Url::parse(url).unwrap()
+    }
+
     #[test]
     fn paths_cannot_leave_the_api_prefix() {
-        let ok = api_url("http://api:4000", "notes/7", Some("a=b")).unwrap();
+        let ok = api_url(&base("http://api:4000"), "notes/7", Some("a=b")).unwrap();
         assert_eq!(ok.as_str(), "http://api:4000/api/notes/7?a=b");
-        let gateway = api_url("https://gw/notes-svc/", "me", None).unwrap();
+        let gateway = api_url(&base("https://gw/notes-svc/"), "me", None).unwrap();
         assert_eq!(gateway.as_str(), "https://gw/notes-svc/api/me");
         // What the router hands over after decoding the request path once.
         for bad in [
@@ -163,7 +159,10 @@ mod tests {
             "a/../../b",
             ".\n./x",
         ] {
-            assert!(api_url("http://api:4000", bad, None).is_none(), "{bad:?}");
+            assert!(
+                api_url(&base("http://api:4000"), bad, None).is_none(),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -1,14 +1,22 @@
-//! Keeping the access token usable: before the proxy calls the API (step 9),
-//! an access token that expires within [`SKEW`] is exchanged for a new one
-//! with the refresh token (RFC 6749 6), and the rotated pair is stored in the
-//! session (RFC 9700 4.14.2: the provider rotates refresh tokens, and reuse
+//! Keeping the access token usable: before the proxy calls the API (step
+//! 9), an access token that expires within [`SKEW`] seconds is exchanged for
+//! a new one with the refresh token (RFC 6749 6), and the rotated pair is
+//! stored (RFC 9700 4.14.2: the provider rotates refresh tokens, and reuse
 //! of an old one revokes the whole family).
 //!
-//! Because reuse kills the family, two requests of one session must never
-//! refresh with the same refresh token. Within this BFF instance, refreshes
-//! of one refresh token are single-flight: the first does it, the others
-//! wait and take its result. (Across several instances sharing Redis, the
-//! same needs a lock in Redis: a later step.)
+//! Because reuse kills the family, a refresh token is used once, whatever
+//! the number of requests and BFF instances:
+//! - within an instance, the requests of one login queue behind one task
+//!   (single-flight); the others take its result;
+//! - across instances, that task first takes a lease in the shared session
+//!   store, renewed while the grant runs (a slow provider cannot outlast a
+//!   fixed expiry), and the other instances wait for the stored result;
+//! - the result is written with the login's version, so it cannot be lost
+//!   to, or overwritten by, an older copy.
+//!
+//! Only a definitive refusal (`invalid_grant`, a refreshed ID token that
+//! fails its checks) ends the session. A timeout, a network error, a 5xx
+//! or a 429 keeps it: the caller is asked to try again ([`RefreshError::ends_session`]).
 
 use std::{
     collections::HashMap,
@@ -16,141 +24,175 @@ use std::{
     time::{Duration, Instant},
 };
 
-use openidconnect::{Nonce, OAuth2TokenResponse, RefreshToken, TokenResponse};
-use sha2::{Digest, Sha256};
-use tower_sessions::Session;
+use oauth2::{RefreshToken, RequestTokenError, basic::BasicErrorResponseType};
+use openidconnect::core::CoreTokenResponse;
 use tracing::instrument;
 
 use crate::{
-    AppState,
-    oidc::ID_TOKEN_ALGS,
-    session::{Sessions, SignedIn, Tokens},
+    AppState, id_token,
+    session::{Login, SignedIn, StoreError, Tokens},
 };
 
-/// Refresh this long before the access token expires.
+/// Refresh this long before the access token expires (seconds).
 pub const SKEW: i64 = 30;
-/// How long the result of a refresh is handed to requests that waited on it.
-const SHARE_RESULT_FOR: Duration = Duration::from_secs(30);
+/// A lease runs out this long after its holder stopped renewing it.
+const LEASE_TTL: Duration = Duration::from_secs(6);
+/// How long a request waits for another instance's refresh.
+const WAIT_FOR_OTHERS: Duration = Duration::from_secs(30);
+/// How often a waiting request looks for the other instance's result.
+const POLL_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     #[error("the access token expired and there is no refresh token")]
     NoRefreshToken,
-    #[error("the provider refused the refresh: {0}")]
+    #[error("the provider refused the refresh ({0})")]
     Refused(String),
     #[error("the refreshed ID token is not valid: {0}")]
     IdToken(String),
+    #[error("the session ended meanwhile")]
+    Ended,
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the session store failed: {0}")]
+    Store(#[from] StoreError),
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<(Tokens, Instant)>>>;
+impl RefreshError {
+    /// Whether the session is over (definitive), or only this request
+    /// failed and a later one may succeed.
+    pub fn ends_session(&self) -> bool {
+        match self {
+            RefreshError::NoRefreshToken
+            | RefreshError::Refused(_)
+            | RefreshError::IdToken(_)
+            | RefreshError::Ended => true,
+            RefreshError::Unavailable(_) | RefreshError::Store(_) => false,
+        }
+    }
+}
 
-/// In-flight and recent refreshes, by the digest of the refresh token used.
+/// The refreshes under way in this instance, one gate per login.
 #[derive(Default)]
-pub struct Refreshes(Mutex<HashMap<[u8; 32], Slot>>);
+pub struct InFlight(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
-impl Refreshes {
-    fn slot(&self, refresh_token: &str) -> Slot {
-        let key: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
-        let mut slots = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Forget slots nobody holds whose result is old.
-        slots.retain(|_, slot| {
-            Arc::strong_count(slot) > 1
-                || slot
-                    .try_lock()
-                    .map(|done| {
-                        done.as_ref()
-                            .is_some_and(|(_, at)| at.elapsed() < SHARE_RESULT_FOR)
-                    })
-                    .unwrap_or(true)
-        });
-        slots.entry(key).or_default().clone()
+impl InFlight {
+    fn gate(&self, login: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Gates nobody holds or waits for go.
+        gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        gates.entry(login.to_owned()).or_default().clone()
     }
 }
 
 /// Makes sure `signed_in` holds an access token that is not about to
-/// expire, refreshing (once per refresh token) if needed, and stores the
-/// result in the session.
+/// expire, refreshing it (once per refresh token) if needed.
 #[instrument(name = "refresh_tokens", skip_all)]
-pub async fn ensure_fresh(
-    state: &AppState,
-    session: &Session,
-    signed_in: &mut SignedIn,
-) -> Result<(), RefreshError> {
-    if crate::now() < signed_in.tokens.access_expires_at - SKEW {
+pub async fn ensure_fresh(state: &AppState, signed_in: &mut SignedIn) -> Result<(), RefreshError> {
+    if is_fresh(state, &signed_in.login) {
         return Ok(());
     }
+    let gate = state.refreshes.gate(&signed_in.id);
+    let _turn = gate.lock().await;
+    // Another request, here or on another instance, may have done it.
+    if adopt_newer(state, signed_in).await? {
+        return Ok(());
+    }
+    let deadline = Instant::now() + WAIT_FOR_OTHERS;
+    loop {
+        if let Some(lease) = state.store.lease(&signed_in.id, LEASE_TTL).await? {
+            let result = match adopt_newer(state, signed_in).await {
+                Ok(true) => Ok(()),
+                Ok(false) => refresh_and_store(state, signed_in).await,
+                Err(e) => Err(e),
+            };
+            lease.release().await;
+            return result;
+        }
+        // Another instance holds the lease: wait for what it stores.
+        if Instant::now() >= deadline {
+            return Err(RefreshError::Unavailable(
+                "another instance's refresh takes too long".into(),
+            ));
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+        if adopt_newer(state, signed_in).await? {
+            return Ok(());
+        }
+    }
+}
+
+fn is_fresh(state: &AppState, login: &Login) -> bool {
+    state.clock.now() < login.tokens.access_expires_at - SKEW
+}
+
+/// Takes the stored login if it is newer than ours and fresh; `true` then.
+async fn adopt_newer(state: &AppState, signed_in: &mut SignedIn) -> Result<bool, RefreshError> {
+    let (login, version) = state
+        .store
+        .login::<Login>(&signed_in.id)
+        .await?
+        .ok_or(RefreshError::Ended)?;
+    if version > signed_in.version && is_fresh(state, &login) {
+        signed_in.login = login;
+        signed_in.version = version;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The refresh grant, its ID token checked, the result stored over the
+/// version it was made from.
+async fn refresh_and_store(state: &AppState, signed_in: &mut SignedIn) -> Result<(), RefreshError> {
     let refresh_token = signed_in
+        .login
         .tokens
         .refresh_token
         .clone()
         .ok_or(RefreshError::NoRefreshToken)?;
-    let slot = state.refreshes.slot(&refresh_token);
-    let mut done = slot.lock().await;
-    let tokens = match done.as_ref() {
-        // Another request of this session refreshed while we waited.
-        Some((tokens, at)) if at.elapsed() < SHARE_RESULT_FOR => tokens.clone(),
-        _ => {
-            let tokens = refresh(state, signed_in, &refresh_token).await?;
-            *done = Some((tokens.clone(), Instant::now()));
-            tokens
-        }
-    };
-    signed_in.tokens = tokens;
-    // A session that a logout deleted meanwhile is not written back (see
-    // `session::Store::save`).
-    if let Err(e) = Sessions::sign_in(session, signed_in).await {
-        tracing::warn!(error = %e, "could not store refreshed tokens");
+    let response = grant(state, refresh_token).await?;
+    let id_token = id_token::verify_refreshed(state, &response, &signed_in.login.user.sub)
+        .await
+        .map_err(|e| RefreshError::IdToken(e.to_string()))?;
+    let mut login = signed_in.login.clone();
+    login.tokens = Tokens::from_response(
+        &response,
+        id_token.map(|v| v.raw),
+        Some(&signed_in.login.tokens),
+        state.clock.now(),
+    );
+    if !state
+        .store
+        .replace_login(&signed_in.id, signed_in.version, &login)
+        .await?
+    {
+        // Under the lease nobody else writes: the session ended meanwhile.
+        return Err(RefreshError::Ended);
     }
+    signed_in.login = login;
+    signed_in.version += 1;
+    tracing::info!("access token refreshed");
     Ok(())
 }
 
-/// The refresh grant itself.
-async fn refresh(
-    state: &AppState,
-    signed_in: &SignedIn,
-    refresh_token: &str,
-) -> Result<Tokens, RefreshError> {
+/// The refresh request itself, its failure sorted into definitive or not.
+async fn grant(state: &AppState, refresh_token: String) -> Result<CoreTokenResponse, RefreshError> {
     let provider = state.provider.get();
-    let refresh_token = RefreshToken::new(refresh_token.to_owned());
-    let response = provider
+    let refresh_token = RefreshToken::new(refresh_token);
+    let request = provider
         .client
         .exchange_refresh_token(&refresh_token)
-        .map_err(|e| RefreshError::Refused(e.to_string()))?
+        .map_err(|e| RefreshError::Unavailable(e.to_string()))?;
+    request
         .request_async(&state.http)
         .await
-        .map_err(|e| RefreshError::Refused(e.to_string()))?;
-    // OIDC Core 12.2: a new ID token must be about the same person; it has
-    // no nonce.
-    let id_token = match response.id_token() {
-        Some(id_token) => {
-            let verifier = provider
-                .client
-                .id_token_verifier()
-                .set_allowed_algs(ID_TOKEN_ALGS.to_vec());
-            let no_nonce = |_: Option<&Nonce>| Ok(());
-            let claims = id_token
-                .claims(&verifier, no_nonce)
-                .map_err(|e| RefreshError::IdToken(e.to_string()))?;
-            if claims.subject().as_str() != signed_in.user.sub {
-                return Err(RefreshError::IdToken("it names another subject".into()));
+        .map_err(|e| match e {
+            // RFC 6749 5.2: the grant is dead (expired, revoked, reused).
+            RequestTokenError::ServerResponse(refusal)
+                if *refusal.error() == BasicErrorResponseType::InvalidGrant =>
+            {
+                RefreshError::Refused(refusal.error().to_string())
             }
-            id_token.to_string()
-        }
-        None => signed_in.tokens.id_token.clone(),
-    };
-    let expires_in = response
-        .expires_in()
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(300);
-    tracing::info!("access token refreshed");
-    Ok(Tokens {
-        access_token: response.access_token().secret().clone(),
-        access_expires_at: crate::now() + expires_in,
-        // Rotation: the new refresh token, or the old one if none was sent.
-        refresh_token: response
-            .refresh_token()
-            .map(|t| t.secret().clone())
-            .or_else(|| signed_in.tokens.refresh_token.clone()),
-        id_token,
-    })
+            other => RefreshError::Unavailable(crate::callback::describe(&other)),
+        })
 }

@@ -1,34 +1,18 @@
 //! `GET /bff/user`: who is signed in, for the page's script: the ID token's
 //! claims and when the session ends. Never a token. Requires `X-CSRF: 1`.
 
-use axum::{
-    Json,
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
-use serde_json::json;
-use tower_sessions::Session;
+use axum::{Json, extract::State};
+use serde_json::{Value, json};
 
-use crate::{AppState, session::Sessions};
+use crate::{AppState, session::SignedIn};
 
-pub async fn user(State(state): State<AppState>, session: Session) -> Response {
-    let absolute = state.config.session_absolute_seconds;
-    let Some(signed_in) = Sessions::signed_in(&session, absolute).await else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "not_signed_in"})),
-        )
-            .into_response();
-    };
-    let idle_end = session.expiry_date().unix_timestamp();
-    let absolute_end = signed_in.signed_in_at + absolute;
+pub async fn user(State(state): State<AppState>, signed_in: SignedIn) -> Json<Value> {
+    let user = &signed_in.login.user;
     Json(json!({
-        "sub": signed_in.user.sub,
-        "name": signed_in.user.name,
-        "email": signed_in.user.email,
-        "claims": signed_in.user.claims,
-        "session_expires_at": idle_end.min(absolute_end),
+        "sub": user.sub,
+        "name": user.name,
+        "email": user.email,
+        "claims": user.claims,
+        "session_expires_at": signed_in.ends_at(&state),
     }))
-    .into_response()
 }

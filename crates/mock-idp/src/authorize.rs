@@ -1,308 +1,82 @@
 //! `GET /v1/authorize`: step 2 arrives here; steps 3-5 leave from here.
 //!
-//! The checks run top to bottom in [`AuthRequest::parse`], in the order the
-//! RFCs give them:
-//!
-//! 1. `client_id` and `redirect_uri` first (RFC 6749 4.1.2.1): until both are
-//!    known good, nothing may be sent to the redirect URI, so any failure is
-//!    an error page for the person, never a redirect.
-//! 2. Then every other error goes back to the client's redirect URI with
-//!    `error`, `error_description`, `state` and `iss` (RFC 6749 4.1.2.1,
-//!    RFC 9207 2).
-//!
-//! A valid request then needs a signed-in person (step 3, the sign-in page)
-//! and their consent, after which the IdP sends the browser back with a code
-//! (step 5).
+//! The request is checked first, every check in
+//! [`AuthRequest::parse`](crate::auth_request::AuthRequest::parse). A valid
+//! request then needs a person signed in as it demands (step 3, the sign-in
+//! page) and their consent (step 4), after which the IdP sends the browser
+//! back with a code (step 5). Which of those comes next is decided in one
+//! place, [`next_step`], from plain facts and the time; the sign-in and
+//! consent pages come back here through [`proceed`] when they are done.
 
 use axum::{
     extract::{RawQuery, State},
-    http::{HeaderMap, HeaderValue, header},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use tracing::instrument;
 
 use crate::{
-    AppState,
-    codes::Grant,
-    form::{Form, FormError},
-    pages::ErrorPage,
-    pkce::CodeChallenge,
-    store::Session,
+    AppState, auth_request::AuthRequest, codes::Grant, interaction::Pending, pages::PageError,
+    paths, session, store::Session,
 };
 
-/// Longest `state` and `nonce` we carry.
-const MAX_STATE_LEN: usize = 1024;
-
-/// OIDC Core 3.1.2.1 `prompt`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Prompt {
-    pub none: bool,
-    pub login: bool,
-    pub consent: bool,
+/// What happens next to a valid authorization request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Step 3: nobody is signed in as the request demands.
+    SignIn,
+    /// Step 4: the person must allow what the client asks for.
+    AskConsent,
+    /// Step 5: everything is there; the code goes to the client.
+    IssueCode,
+    /// What the request demands cannot be had without a page, and it
+    /// forbids one (OIDC Core 3.1.2.6): this error goes to the client.
+    Refuse(&'static str, &'static str),
 }
 
-/// An authorization request that passed every check.
-/// No `Debug`: `state` and `nonce` are the client's secrets.
-#[derive(Clone)]
-pub struct AuthRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub scopes: Vec<String>,
-    pub challenge: CodeChallenge,
-    pub prompt: Prompt,
-    pub max_age: Option<i64>,
+/// What the person has consented to, for [`next_step`].
+#[derive(Clone, Copy, Debug)]
+pub struct Consent {
+    /// The client wants consent at all (its registration says so).
+    pub required: bool,
+    /// The consent remembered for this user and client covers every scope
+    /// asked for.
+    pub remembered: bool,
+    /// The person allowed this very request on the consent page.
+    pub given_here: bool,
 }
 
-/// Why a request was refused.
-pub enum AuthorizeError {
-    /// The client or redirect URI can't be trusted: tell the person.
-    Untrusted(&'static str, String),
-    /// The redirect URI is trusted: tell the client, through it.
-    Redirect(Reply, &'static str, String),
-}
-
-impl AuthorizeError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthorizeError::Untrusted(code, _) | AuthorizeError::Redirect(_, code, _) => code,
+/// The next step of a valid request. `session` is the browser's IdP
+/// session, `signed_in_here` whether it was made during this request
+/// (`prompt=login` wants that), `now` the time.
+pub fn next_step(
+    request: &AuthRequest,
+    session: Option<&Session>,
+    signed_in_here: bool,
+    consent: Consent,
+    now: i64,
+) -> Next {
+    // OIDC Core 3.1.2.1: prompt=login and max_age ask for a fresh sign-in.
+    let signed_in = session.is_some_and(|s| request.is_satisfied_by(s, signed_in_here, now));
+    if !signed_in {
+        // OIDC Core 3.1.2.6: prompt=none and nobody (fit) signed in.
+        if request.prompt.none {
+            return Next::Refuse("login_required", "the user is not signed in");
         }
+        return Next::SignIn;
     }
-}
-
-/// Where and how to answer once the redirect URI is trusted.
-#[derive(Clone)]
-pub struct Reply {
-    pub redirect_uri: String,
-    pub state: Option<String>,
-}
-
-impl AuthRequest {
-    /// Every check of an authorization request, in order.
-    pub fn parse(state: &AppState, raw: &str) -> Result<AuthRequest, AuthorizeError> {
-        let untrusted = |desc: &str| AuthorizeError::Untrusted("invalid_request", desc.to_owned());
-        // 1. The client and its redirect URI, before anything is redirected.
-        if Form::has_duplicate_of(raw, "client_id") || Form::has_duplicate_of(raw, "redirect_uri") {
-            return Err(untrusted("client_id or redirect_uri is repeated"));
+    let asks_again = request.prompt.consent || !consent.remembered;
+    if consent.required && asks_again && !consent.given_here {
+        // OIDC Core 3.1.2.6: consent needed but no page may be shown.
+        if request.prompt.none {
+            return Next::Refuse(
+                "consent_required",
+                "the user has not consented to this application",
+            );
         }
-        let loose: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-            .map_err(|_| untrusted("the request is not valid URL encoding"))?;
-        let find = |name: &str| {
-            loose
-                .iter()
-                .find(|(n, v)| n == name && !v.is_empty())
-                .map(|(_, v)| v.clone())
-        };
-        let client_id = find("client_id").ok_or_else(|| untrusted("client_id is missing"))?;
-        let client = state.clients.get(&client_id).ok_or_else(|| {
-            AuthorizeError::Untrusted(
-                "invalid_client",
-                "this application is not registered".into(),
-            )
-        })?;
-        // OIDC Core 3.1.2.1: redirect_uri is required.
-        let redirect_uri =
-            find("redirect_uri").ok_or_else(|| untrusted("redirect_uri is missing"))?;
-        // RFC 9700 4.1.3: exact string match against the registered URIs.
-        if !client.has_redirect_uri(&redirect_uri) {
-            return Err(untrusted(
-                "redirect_uri is not registered for this application",
-            ));
-        }
-
-        // 2. From here on, errors go back to the client.
-        let state_param = find("state");
-        let reply = Reply {
-            redirect_uri: redirect_uri.clone(),
-            state: state_param.clone().filter(|s| s.len() <= MAX_STATE_LEN),
-        };
-        let fail = |error: &'static str, desc: &str| {
-            AuthorizeError::Redirect(reply.clone(), error, desc.to_owned())
-        };
-        // RFC 6749 3.1: no parameter twice.
-        let form = Form::parse(raw).map_err(|e| match e {
-            FormError::Duplicate(_) | FormError::TooLong(_) | FormError::Malformed => {
-                fail("invalid_request", &e.to_string())
-            }
-        })?;
-        if state_param
-            .as_ref()
-            .is_some_and(|s| s.len() > MAX_STATE_LEN)
-        {
-            return Err(fail("invalid_request", "state is too long"));
-        }
-        // RFC 6749 4.1.1: response_type=code, the only one supported.
-        match form.get("response_type") {
-            None => return Err(fail("invalid_request", "response_type is missing")),
-            Some("code") => {}
-            Some(_) => {
-                return Err(fail(
-                    "unsupported_response_type",
-                    "only response_type=code is supported",
-                ));
-            }
-        }
-        if form.get("response_mode").is_some_and(|m| m != "query") {
-            return Err(fail(
-                "invalid_request",
-                "only response_mode=query is supported",
-            ));
-        }
-        // OIDC Core 6: request objects are not supported.
-        if form.get("request").is_some() {
-            return Err(fail(
-                "request_not_supported",
-                "request objects are not supported",
-            ));
-        }
-        if form.get("request_uri").is_some() {
-            return Err(fail(
-                "request_uri_not_supported",
-                "request_uri is not supported",
-            ));
-        }
-        // RFC 7636 4.4.1, RFC 9700 2.1.1: PKCE with S256, required.
-        let challenge = CodeChallenge::from_request(
-            form.get("code_challenge"),
-            form.get("code_challenge_method"),
-        )
-        .map_err(|e| fail("invalid_request", &e.to_string()))?;
-        // RFC 6749 3.3: every scope must be one the client may ask for.
-        let scopes: Vec<String> = form
-            .get("scope")
-            .ok_or_else(|| fail("invalid_scope", "scope is missing"))?
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        // A scope said twice is one scope (and no way to make the request
-        // the IdP keeps for the sign-in pages large).
-        let mut seen = std::collections::HashSet::new();
-        let scopes: Vec<String> = scopes
-            .into_iter()
-            .filter(|s| seen.insert(s.clone()))
-            .collect();
-        if let Some(bad) = scopes.iter().find(|s| !client.allows_scope(s)) {
-            return Err(fail(
-                "invalid_scope",
-                &format!("scope {bad} is not allowed for this application"),
-            ));
-        }
-        let nonce = form.get("nonce").map(str::to_owned);
-        if nonce.as_ref().is_some_and(|n| n.len() > MAX_STATE_LEN) {
-            return Err(fail("invalid_request", "nonce is too long"));
-        }
-        // OIDC Core 3.1.2.1: prompt and max_age.
-        let prompt = parse_prompt(form.get("prompt")).map_err(|d| fail("invalid_request", d))?;
-        let max_age =
-            match form.get("max_age") {
-                None => None,
-                Some(v) => Some(v.parse::<u32>().map_err(|_| {
-                    fail("invalid_request", "max_age must be a non-negative integer")
-                })? as i64),
-            };
-        Ok(AuthRequest {
-            client_id,
-            redirect_uri,
-            state: state_param,
-            nonce,
-            scopes,
-            challenge,
-            prompt,
-            max_age,
-        })
+        return Next::AskConsent;
     }
-
-    pub fn reply(&self) -> Reply {
-        Reply {
-            redirect_uri: self.redirect_uri.clone(),
-            state: self.state.clone(),
-        }
-    }
-
-    /// Whether an existing session is fresh enough for this request.
-    fn accepts_session(&self, session: &Session) -> bool {
-        if self.prompt.login {
-            return false;
-        }
-        // OIDC Core 3.1.2.1 max_age: re-authenticate if the last sign-in is older.
-        self.max_age
-            .is_none_or(|max| crate::now() - session.auth_time <= max)
-    }
-}
-
-fn parse_prompt(value: Option<&str>) -> Result<Prompt, &'static str> {
-    let mut prompt = Prompt::default();
-    for word in value.unwrap_or("").split(' ').filter(|w| !w.is_empty()) {
-        match word {
-            "none" => prompt.none = true,
-            "login" => prompt.login = true,
-            "consent" => prompt.consent = true,
-            "select_account" => {}
-            _ => return Err("prompt has an unknown value"),
-        }
-    }
-    // OIDC Core 3.1.2.1: none with any other value is an error.
-    if prompt.none && (prompt.login || prompt.consent) {
-        return Err("prompt=none cannot be combined with other values");
-    }
-    Ok(prompt)
-}
-
-impl Reply {
-    /// The client's redirect URI with the response parameters added to its
-    /// query (RFC 6749 3.1.2: any query it already has is kept).
-    fn url(&self, issuer: &str, params: &[(&str, &str)]) -> String {
-        let Ok(mut url) = url::Url::parse(&self.redirect_uri) else {
-            return self.redirect_uri.clone();
-        };
-        {
-            let mut query = url.query_pairs_mut();
-            for (name, value) in params {
-                query.append_pair(name, value);
-            }
-            if let Some(state) = &self.state {
-                query.append_pair("state", state);
-            }
-            // RFC 9207 2: the issuer identifies who answered (mix-up defence).
-            query.append_pair("iss", issuer);
-        }
-        url.to_string()
-    }
-
-    pub fn error(&self, issuer: &str, error: &str, description: &str) -> Response {
-        let url = self.url(
-            issuer,
-            &[("error", error), ("error_description", description)],
-        );
-        Redirect::to(&url).into_response()
-    }
-
-    pub fn code(&self, issuer: &str, code: &str) -> Response {
-        Redirect::to(&self.url(issuer, &[("code", code)])).into_response()
-    }
-}
-
-impl IntoResponse for AuthorizeErrorResponse {
-    fn into_response(self) -> Response {
-        match self.error {
-            AuthorizeError::Untrusted(code, description) => ErrorPage::bad_request(
-                "This sign-in request is not valid",
-                &description,
-                Some(code),
-            ),
-            AuthorizeError::Redirect(reply, error, description) => {
-                reply.error(&self.issuer, error, &description)
-            }
-        }
-    }
-}
-
-/// An [`AuthorizeError`] with the issuer it needs to answer.
-pub struct AuthorizeErrorResponse {
-    pub error: AuthorizeError,
-    pub issuer: String,
+    Next::IssueCode
 }
 
 /// The authorization endpoint (step 2 in, step 3 or 5 out).
@@ -311,115 +85,226 @@ pub async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Response {
-    let request = match AuthRequest::parse(&state, raw.as_deref().unwrap_or("")) {
+) -> Result<Response, PageError> {
+    let request = match AuthRequest::parse(&state.clients, raw.as_deref().unwrap_or("")) {
         Ok(r) => r,
         Err(error) => {
             // The error code only: the request's `state` is the client's.
             tracing::info!(error = error.code(), "authorization request refused");
-            return AuthorizeErrorResponse {
-                error,
-                issuer: state.issuer.clone(),
-            }
-            .into_response();
+            return Ok(error.into_response(&state.issuer));
         }
     };
     tracing::Span::current().record("client_id", request.client_id.as_str());
-    let session = crate::session::current(&state, &headers)
-        .await
-        .filter(|s| request.accepts_session(s));
-    let (browser, set_browser) = crate::session::browser_id(&headers);
-    let response = match session {
-        // OIDC Core 3.1.2.6: prompt=none and nobody signed in.
-        None if request.prompt.none => {
-            request
-                .reply()
-                .error(&state.issuer, "login_required", "the user is not signed in")
-        }
-        // Step 3: to the sign-in page.
-        None => match state.interactions.start(request, &browser) {
-            Some(tx) => Redirect::to(&format!("/signin?tx={tx}")).into_response(),
-            None => ErrorPage::busy(),
-        },
-        Some(session) => after_sign_in(&state, request, &session, None, &browser).await,
-    };
-    with_cookie(response, set_browser)
+    let session = session::current(&state, &headers).await?;
+    let (browser, set_browser) = session::browser_id(&headers);
+    let response = proceed(&state, request, None, session.as_ref(), &browser).await?;
+    Ok(session::with_cookie(response, set_browser))
 }
 
-/// Adds a `Set-Cookie` to a response, if there is one.
-pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
-    if let Some(cookie) = cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
-}
-
-/// The person is signed in: ask for consent if it is needed, else answer
-/// with a code. `tx` is the interaction already under way, if any.
-pub async fn after_sign_in(
+/// Takes a valid request to its next step: a page for the person, or the
+/// answer to the client. `pending` is the interaction under way, if the
+/// request comes back from the sign-in or consent page.
+pub async fn proceed(
     state: &AppState,
     request: AuthRequest,
-    session: &Session,
-    tx: Option<&str>,
+    pending: Option<&Pending>,
+    session: Option<&Session>,
     browser: &str,
-) -> Response {
-    let Some(client) = state.clients.get(&request.client_id) else {
-        return ErrorPage::server_error();
-    };
-    let consented = match state.store.consented_scopes(&session.sub, &client.id).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "consent lookup failed");
-            return ErrorPage::server_error();
+) -> Result<Response, PageError> {
+    let client = state.clients.get(&request.client_id).ok_or_else(|| {
+        PageError::Server(format!(
+            "client {} is no longer registered",
+            request.client_id
+        ))
+    })?;
+    let remembered = match session {
+        Some(session) => {
+            let consented = state
+                .store
+                .consented_scopes(&session.sub, &client.id)
+                .await?;
+            request.scopes.iter().all(|s| consented.contains(s))
         }
+        None => false,
     };
-    let covered = request.scopes.iter().all(|s| consented.contains(s));
-    let needs_consent = client.consent_required && (request.prompt.consent || !covered);
-    if !needs_consent {
-        if let Some(tx) = tx {
-            state.interactions.finish(tx);
+    let consent = Consent {
+        required: client.consent_required,
+        remembered,
+        given_here: pending.is_some_and(|p| p.interaction.consented),
+    };
+    let signed_in_here = pending.is_some_and(|p| p.interaction.signed_in);
+    let now = state.clock.now();
+    let page = |path: &str| -> Result<Response, PageError> {
+        let tx = match pending {
+            Some(p) => p.tx.clone(),
+            None => state.interactions.start(request.clone(), browser, now)?,
+        };
+        Ok(Redirect::to(&paths::with_tx(path, &tx)).into_response())
+    };
+    match (
+        next_step(&request, session, signed_in_here, consent, now),
+        session,
+    ) {
+        (Next::SignIn, _) => page(paths::SIGN_IN),
+        (Next::AskConsent, _) => page(paths::CONSENT),
+        (Next::Refuse(error, description), _) => {
+            if let Some(p) = pending {
+                state.interactions.finish(&p.tx);
+            }
+            Ok(request.reply().error(&state.issuer, error, description))
         }
-        return issue_code(state, &request, session).await;
+        (Next::IssueCode, Some(session)) => {
+            if let Some(p) = pending {
+                state.interactions.finish(&p.tx);
+            }
+            issue_code(state, &request, session).await
+        }
+        (Next::IssueCode, None) => Err(PageError::Server("a code without a session".into())),
     }
-    // OIDC Core 3.1.2.6: consent needed but no page may be shown.
-    if request.prompt.none {
-        return request.reply().error(
-            &state.issuer,
-            "consent_required",
-            "the user has not consented to this application",
-        );
-    }
-    let tx = match tx {
-        Some(tx) => tx.to_owned(),
-        None => match state.interactions.start(request, browser) {
-            Some(tx) => tx,
-            None => return ErrorPage::busy(),
-        },
-    };
-    Redirect::to(&format!("/consent?tx={tx}")).into_response()
 }
 
 /// Step 5: mints the code, bound to everything it authorizes, and sends the
 /// browser back to the client with it.
 #[instrument(name = "step5_code_to_redirect_uri", skip_all, fields(client_id = %request.client_id))]
-pub async fn issue_code(state: &AppState, request: &AuthRequest, session: &Session) -> Response {
-    if let Err(e) = state
+async fn issue_code(
+    state: &AppState,
+    request: &AuthRequest,
+    session: &Session,
+) -> Result<Response, PageError> {
+    state
         .store
         .add_session_client(&session.sid, &request.client_id)
-        .await
-    {
-        tracing::error!(error = %e, "could not record the session's client");
-        return ErrorPage::server_error();
+        .await?;
+    let code = state.codes.issue(
+        Grant {
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            challenge: request.challenge.clone(),
+            nonce: request.nonce.clone(),
+            scopes: request.scopes.clone(),
+            sub: session.sub.clone(),
+            auth_time: session.auth_time,
+            sid: session.sid.clone(),
+        },
+        state.clock.now(),
+    );
+    Ok(request.reply().code(&state.issuer, &code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{auth_request::Prompt, pkce::CodeChallenge};
+
+    fn request(prompt: Prompt, max_age: Option<i64>) -> AuthRequest {
+        AuthRequest {
+            client_id: "c".into(),
+            redirect_uri: "https://c.example/cb".into(),
+            state: None,
+            nonce: None,
+            scopes: vec!["openid".into()],
+            challenge: CodeChallenge::from_request(
+                Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                Some("S256"),
+            )
+            .expect("a challenge"),
+            prompt,
+            max_age,
+        }
     }
-    let code = state.codes.issue(Grant {
-        client_id: request.client_id.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        challenge: request.challenge.clone(),
-        nonce: request.nonce.clone(),
-        scopes: request.scopes.clone(),
-        sub: session.sub.clone(),
-        auth_time: session.auth_time,
-        sid: session.sid.clone(),
-    });
-    request.reply().code(&state.issuer, &code)
+
+    const NOW: i64 = 1_000_000;
+    const REMEMBERED: Consent = Consent {
+        required: true,
+        remembered: true,
+        given_here: false,
+    };
+
+    fn session(auth_time: i64) -> Session {
+        Session {
+            sid: "s".into(),
+            sub: "u".into(),
+            auth_time,
+        }
+    }
+
+    #[test]
+    fn prompt_login_needs_a_sign_in_during_the_request_oidc_core_3_1_2_1() {
+        let login = request(
+            Prompt {
+                login: true,
+                ..Prompt::default()
+            },
+            None,
+        );
+        let old = session(NOW - 5);
+        assert_eq!(
+            next_step(&login, Some(&old), false, REMEMBERED, NOW),
+            Next::SignIn
+        );
+        assert_eq!(
+            next_step(&login, Some(&old), true, REMEMBERED, NOW),
+            Next::IssueCode
+        );
+    }
+
+    #[test]
+    fn max_age_needs_a_sign_in_no_older_than_it_oidc_core_3_1_2_1() {
+        let recent = request(Prompt::default(), Some(60));
+        assert_eq!(
+            next_step(&recent, Some(&session(NOW - 61)), false, REMEMBERED, NOW),
+            Next::SignIn
+        );
+        assert_eq!(
+            next_step(&recent, Some(&session(NOW - 60)), false, REMEMBERED, NOW),
+            Next::IssueCode
+        );
+    }
+
+    #[test]
+    fn prompt_none_refuses_instead_of_showing_a_page_oidc_core_3_1_2_6() {
+        let none = request(
+            Prompt {
+                none: true,
+                ..Prompt::default()
+            },
+            None,
+        );
+        assert_eq!(
+            next_step(&none, None, false, REMEMBERED, NOW),
+            Next::Refuse("login_required", "the user is not signed in")
+        );
+        let unknown = Consent {
+            remembered: false,
+            ..REMEMBERED
+        };
+        assert!(matches!(
+            next_step(&none, Some(&session(NOW)), false, unknown, NOW),
+            Next::Refuse("consent_required", _)
+        ));
+    }
+
+    #[test]
+    fn prompt_consent_asks_once_even_when_consent_is_remembered() {
+        let consent = request(
+            Prompt {
+                consent: true,
+                ..Prompt::default()
+            },
+            None,
+        );
+        let s = session(NOW);
+        assert_eq!(
+            next_step(&consent, Some(&s), false, REMEMBERED, NOW),
+            Next::AskConsent
+        );
+        let given = Consent {
+            given_here: true,
+            ..REMEMBERED
+        };
+        assert_eq!(
+            next_step(&consent, Some(&s), false, given, NOW),
+            Next::IssueCode
+        );
+    }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::ClientConfig;
+use crate::form::Form;
 
 /// How a client authenticates at the token endpoint (RFC 7591 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -182,7 +182,7 @@ impl Clients {
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
-        form: &crate::form::Form,
+        form: &Form,
     ) -> Result<&Client, ClientAuthError> {
         let basic = basic_credentials(headers)?;
         let form_secret = form.get("client_secret");
@@ -272,6 +272,62 @@ fn form_decode(value: &str) -> Option<String> {
         .decode_utf8()
         .ok()
         .map(|v| v.into_owned())
+}
+
+/// No `Debug`: it holds the client secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    pub client_name: String,
+    /// The application's home page (RFC 7591 2 `client_uri`): where the
+    /// back button lands after a finished sign-in.
+    #[serde(default)]
+    pub client_uri: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub redirect_uris: Vec<RedirectUri>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    pub allowed_scopes: Vec<String>,
+    /// Show the consent page (remembered per user and client). Okta's
+    /// first-party apps usually skip it; the demo shows it.
+    #[serde(default = "yes")]
+    pub consent_required: bool,
+    /// Per-client override of the access token lifetime, in seconds.
+    #[serde(default)]
+    pub access_token_seconds: Option<u64>,
+    /// Grants this client may use at the token endpoint; others get
+    /// `unauthorized_client` (RFC 6749 5.2).
+    #[serde(default = "both_grants")]
+    pub grant_types: Vec<String>,
+}
+
+fn both_grants() -> Vec<String> {
+    vec!["authorization_code".into(), "refresh_token".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ClientConfig {
+    pub fn check(&self) -> anyhow::Result<()> {
+        let id = &self.client_id;
+        let needs_secret = self.token_endpoint_auth_method != AuthMethod::None;
+        if needs_secret != self.client_secret.is_some() {
+            anyhow::bail!(
+                "config file: client {id}: client_secret must be set exactly when token_endpoint_auth_method is not \"none\""
+            );
+        }
+        if self.redirect_uris.is_empty() {
+            anyhow::bail!("config file: client {id}: at least one redirect_uri is needed");
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

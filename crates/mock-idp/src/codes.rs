@@ -15,7 +15,6 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 
 use crate::pkce::CodeChallenge;
@@ -42,7 +41,7 @@ pub struct Issued {
 
 struct Entry {
     grant: Grant,
-    expires_at: Instant,
+    expires_at: i64,
     redeemed: Option<Issued>,
     /// Presented again after its first redemption.
     replayed: bool,
@@ -58,30 +57,49 @@ pub enum Redeemed {
     Invalid,
 }
 
-/// How long a redeemed code is remembered, to recognise a replay.
-const REMEMBER_REDEEMED: Duration = Duration::from_secs(600);
+/// How long a code is remembered after it expired, to recognise a replay
+/// of it (seconds).
+const REMEMBER_REDEEMED: i64 = 600;
 
 #[derive(Clone)]
 pub struct Codes {
-    entries: Arc<Mutex<HashMap<String, Entry>>>,
-    lifetime: Duration,
+    entries: Arc<Mutex<Entries>>,
+    /// Seconds a code lives.
+    lifetime: i64,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_code: HashMap<String, Entry>,
+    /// When codes past remembering were last dropped.
+    swept_at: i64,
 }
 
 impl Codes {
-    pub fn new(lifetime: Duration) -> Codes {
+    pub fn new(lifetime_seconds: i64) -> Codes {
         Codes {
             entries: Arc::default(),
-            lifetime,
+            lifetime: lifetime_seconds,
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Mints a code for a grant.
-    pub fn issue(&self, grant: Grant) -> String {
-        let code = crate::random_token();
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, e| now < e.expires_at + REMEMBER_REDEEMED);
-        entries.insert(
+    pub fn issue(&self, grant: Grant, now: i64) -> String {
+        let code = crate::secret::random_token();
+        let mut entries = self.lock();
+        // Forget codes past remembering, at most once a second: not a scan
+        // of every code for every new one.
+        if entries.swept_at < now {
+            entries.swept_at = now;
+            entries
+                .by_code
+                .retain(|_, e| now < e.expires_at + REMEMBER_REDEEMED);
+        }
+        entries.by_code.insert(
             code.clone(),
             Entry {
                 grant,
@@ -96,9 +114,9 @@ impl Codes {
     /// Takes a code: the first time it yields the grant and marks the code
     /// used, in one step under the lock, so two racing requests cannot both
     /// redeem it.
-    pub fn redeem(&self, code: &str, client_id: &str) -> Redeemed {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(entry) = entries.get_mut(code) else {
+    pub fn redeem(&self, code: &str, client_id: &str, now: i64) -> Redeemed {
+        let mut entries = self.lock();
+        let Some(entry) = entries.by_code.get_mut(code) else {
             return Redeemed::Invalid;
         };
         // RFC 6749 4.1.3: only the client the code was issued to may use it
@@ -112,12 +130,12 @@ impl Codes {
             entry.replayed = true;
             return Redeemed::Replayed(issued.clone());
         }
-        if Instant::now() >= entry.expires_at {
+        if now >= entry.expires_at {
             return Redeemed::Invalid;
         }
         let issued = Issued {
-            access_jti: crate::random_id(),
-            family_id: crate::random_id(),
+            access_jti: crate::secret::random_id(),
+            family_id: crate::secret::random_id(),
         };
         entry.redeemed = Some(issued.clone());
         Redeemed::Fresh(entry.grant.clone(), issued)
@@ -127,7 +145,6 @@ impl Codes {
     /// The first exchange asks once its tokens are stored: a replay that
     /// raced it revoked their family before the refresh token existed.
     pub fn was_replayed(&self, code: &str) -> bool {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(code).is_some_and(|e| e.replayed)
+        self.lock().by_code.get(code).is_some_and(|e| e.replayed)
     }
 }

@@ -1,15 +1,15 @@
 //! Configuration: the command line (`Config`, clap) and the TOML file of users,
 //! clients and token lifetimes (`Settings`).
 //!
-//! The defaults are the demo accounts and clients of `shared/CONTRACT.md`,
+//! The defaults are the demo accounts and clients the README lists,
 //! compiled in from `config/default.toml`, so `mock-idp` runs on a fresh
 //! machine with no file to write.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{net::IpAddr, path::PathBuf};
 
 use serde::Deserialize;
 
-use crate::clients::{AuthMethod, RedirectUri};
+use crate::clients::ClientConfig;
 
 /// The built-in configuration file.
 pub const DEFAULT_SETTINGS: &str = include_str!("../config/default.toml");
@@ -161,12 +161,6 @@ impl Default for Lifetimes {
     }
 }
 
-impl Lifetimes {
-    pub fn code(&self) -> Duration {
-        Duration::from_secs(self.code_seconds)
-    }
-}
-
 /// No `Debug`: it holds the password hash.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,62 +172,6 @@ pub struct UserConfig {
     pub given_name: Option<String>,
     #[serde(default)]
     pub family_name: Option<String>,
-}
-
-/// No `Debug`: it holds the client secret.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub client_id: String,
-    pub client_name: String,
-    /// The application's home page (RFC 7591 2 `client_uri`): where the
-    /// back button lands after a finished sign-in.
-    #[serde(default)]
-    pub client_uri: Option<String>,
-    #[serde(default)]
-    pub client_secret: Option<String>,
-    pub token_endpoint_auth_method: AuthMethod,
-    pub redirect_uris: Vec<RedirectUri>,
-    #[serde(default)]
-    pub post_logout_redirect_uris: Vec<RedirectUri>,
-    #[serde(default)]
-    pub backchannel_logout_uri: Option<String>,
-    pub allowed_scopes: Vec<String>,
-    /// Show the consent page (remembered per user and client). Okta's
-    /// first-party apps usually skip it; the demo shows it.
-    #[serde(default = "yes")]
-    pub consent_required: bool,
-    /// Per-client override of the access token lifetime, in seconds.
-    #[serde(default)]
-    pub access_token_seconds: Option<u64>,
-    /// Grants this client may use at the token endpoint; others get
-    /// `unauthorized_client` (RFC 6749 5.2).
-    #[serde(default = "both_grants")]
-    pub grant_types: Vec<String>,
-}
-
-fn both_grants() -> Vec<String> {
-    vec!["authorization_code".into(), "refresh_token".into()]
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl ClientConfig {
-    fn check(&self) -> anyhow::Result<()> {
-        let id = &self.client_id;
-        let needs_secret = self.token_endpoint_auth_method != AuthMethod::None;
-        if needs_secret != self.client_secret.is_some() {
-            anyhow::bail!(
-                "config file: client {id}: client_secret must be set exactly when token_endpoint_auth_method is not \"none\""
-            );
-        }
-        if self.redirect_uris.is_empty() {
-            anyhow::bail!("config file: client {id}: at least one redirect_uri is needed");
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

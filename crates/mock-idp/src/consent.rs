@@ -4,6 +4,9 @@
 //! - Consent is remembered per user and client, so the next sign-in skips
 //!   the page unless the client asks for more, or for `prompt=consent`.
 //! - `deny` answers the client with `access_denied` (RFC 6749 4.1.2.1).
+//! - `allow` goes back to [`crate::authorize::proceed`], which issues the
+//!   code only if the person is signed in as the request demands: consent
+//!   is no way around `prompt=login` or `max_age`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -16,7 +19,12 @@ use axum::{
 use serde::Deserialize;
 use tracing::instrument;
 
-use crate::{AppState, authorize::issue_code, interaction, pages::ErrorPage, session};
+use crate::{
+    AppState, authorize, interaction,
+    pages::PageError,
+    paths, session,
+    signin::{TxQuery, client_name},
+};
 
 pub struct ScopeLine {
     pub name: String,
@@ -28,7 +36,7 @@ pub struct ScopeLine {
 pub struct ConsentPage {
     pub client_name: String,
     pub user_name: String,
-    pub action: String,
+    pub action: &'static str,
     pub tx: String,
     pub csrf: String,
     pub scopes: Vec<ScopeLine>,
@@ -47,12 +55,8 @@ pub fn describe(scope: &str) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
-pub struct TxQuery {
-    tx: String,
-}
-
-/// The consent form's fields (CONTRACT.md: `decision` = `allow` or `deny`).
+/// The consent form's fields: `decision` = `allow` or `deny`, names any
+/// HTTP client can post.
 #[derive(Deserialize)]
 pub struct ConsentForm {
     #[serde(default)]
@@ -63,54 +67,41 @@ pub struct ConsentForm {
     decision: String,
 }
 
-/// Consent needs the person signed in (their session may have ended since
-/// the sign-in page).
-fn not_signed_in() -> Response {
-    ErrorPage::bad_request(
-        "You are not signed in",
-        "Go back to the application and sign in again.",
-        Some("login_required"),
-    )
-}
-
 /// Shows what the client asks for.
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TxQuery>,
-) -> Response {
-    let interaction = match interaction::for_page(&state, &headers, &q.tx) {
-        Ok(i) => i,
-        Err(answer) => return answer,
-    };
-    let Some(session) = session::current(&state, &headers).await else {
-        return not_signed_in();
-    };
-    let user_name = match state.store.user_by_sub(&session.sub).await {
-        Ok(Some(u)) => u.name,
-        _ => return ErrorPage::server_error(),
-    };
-    let request = &interaction.request;
-    ConsentPage {
-        client_name: state
-            .clients
-            .get(&request.client_id)
-            .map(|c| c.name.clone())
-            .unwrap_or_default(),
-        user_name,
-        action: "/consent".into(),
-        tx: q.tx,
-        csrf: interaction.csrf.clone(),
-        scopes: request
-            .scopes
-            .iter()
-            .map(|s| ScopeLine {
-                name: s.clone(),
-                description: describe(s).to_owned(),
-            })
-            .collect(),
+) -> Result<Response, PageError> {
+    let pending = interaction::for_page(&state, &headers, &q.tx)?;
+    // The person's session may have ended since the sign-in page.
+    let session = session::current(&state, &headers)
+        .await?
+        .ok_or(PageError::NotSignedIn)?;
+    let user = state
+        .store
+        .user_by_sub(&session.sub)
+        .await?
+        .ok_or(PageError::NotSignedIn)?;
+    let scopes = pending
+        .interaction
+        .request
+        .scopes
+        .iter()
+        .map(|s| ScopeLine {
+            name: s.clone(),
+            description: describe(s).to_owned(),
+        })
+        .collect();
+    Ok(ConsentPage {
+        client_name: client_name(&state, &pending),
+        user_name: user.name,
+        action: paths::CONSENT,
+        tx: pending.tx,
+        csrf: pending.csrf,
+        scopes,
     }
-    .into_response()
+    .into_response())
 }
 
 /// The person's decision.
@@ -119,43 +110,46 @@ pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<ConsentForm>,
-) -> Response {
-    let interaction = match interaction::for_form(&state, &headers, &form.tx, &form.csrf) {
-        Ok(i) => i,
-        Err(answer) => return answer,
-    };
-    let Some(session) = session::current(&state, &headers).await else {
-        return not_signed_in();
-    };
-    let request = interaction.request;
+) -> Result<Response, PageError> {
+    let mut pending = interaction::for_form(&state, &headers, &form.tx, &form.csrf)?;
+    let session = session::current(&state, &headers)
+        .await?
+        .ok_or(PageError::NotSignedIn)?;
+    let browser = session::browser(&headers).unwrap_or_default();
+    let request = pending.interaction.request.clone();
     match form.decision.as_str() {
         "allow" => {
-            if let Err(e) = state
-                .store
-                .grant_consent(&session.sub, &request.client_id, &request.scopes)
-                .await
-            {
-                tracing::error!(error = %e, "could not store consent");
-                return ErrorPage::server_error();
+            let now = state.clock.now();
+            // OIDC Core 3.1.2.1: a request that wants a fresh sign-in gets
+            // one before any consent counts (`proceed` sends the browser
+            // to the sign-in page).
+            if request.is_satisfied_by(&session, pending.interaction.signed_in, now) {
+                state
+                    .store
+                    .grant_consent(&session.sub, &request.client_id, &request.scopes, now)
+                    .await?;
+                state
+                    .interactions
+                    .record(&pending.tx, |i| i.consented = true);
+                pending.interaction.consented = true;
+                tracing::info!(client_id = %request.client_id, "consent given");
             }
-            state.interactions.finish(&form.tx);
-            tracing::info!(client_id = %request.client_id, "consent given");
-            issue_code(&state, &request, &session).await
+            authorize::proceed(&state, request, Some(&pending), Some(&session), &browser).await
         }
         "deny" => {
-            state.interactions.finish(&form.tx);
+            state.interactions.finish(&pending.tx);
             tracing::info!(client_id = %request.client_id, "consent denied");
             // RFC 6749 4.1.2.1: the resource owner denied the request.
-            request.reply().error(
+            Ok(request.reply().error(
                 &state.issuer,
                 "access_denied",
                 "the user denied the request",
-            )
+            ))
         }
-        _ => ErrorPage::bad_request(
+        _ => Err(PageError::bad_request(
             "Choose Allow or Deny",
             "The form was sent without a decision.",
-            Some("invalid_request"),
-        ),
+            "invalid_request",
+        )),
     }
 }

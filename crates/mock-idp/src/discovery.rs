@@ -8,7 +8,7 @@
 use axum::{Json, extract::State, response::IntoResponse};
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::{AppState, paths};
 
 /// The metadata document. Every value is true of this server.
 pub fn metadata(state: &AppState) -> Value {
@@ -22,13 +22,13 @@ pub fn metadata(state: &AppState) -> Value {
     scopes.dedup();
     json!({
         "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/v1/authorize"),
-        "token_endpoint": format!("{issuer}/v1/token"),
-        "userinfo_endpoint": format!("{issuer}/v1/userinfo"),
-        "jwks_uri": format!("{issuer}/v1/keys"),
-        "revocation_endpoint": format!("{issuer}/v1/revoke"),
-        "introspection_endpoint": format!("{issuer}/v1/introspect"),
-        "end_session_endpoint": format!("{issuer}/v1/logout"),
+        "authorization_endpoint": format!("{issuer}{}", paths::AUTHORIZE),
+        "token_endpoint": format!("{issuer}{}", paths::TOKEN),
+        "userinfo_endpoint": format!("{issuer}{}", paths::USERINFO),
+        "jwks_uri": format!("{issuer}{}", paths::KEYS),
+        "revocation_endpoint": format!("{issuer}{}", paths::REVOKE),
+        "introspection_endpoint": format!("{issuer}{}", paths::INTROSPECT),
+        "end_session_endpoint": format!("{issuer}{}", paths::LOGOUT),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use axum::http::{HeaderMap, header};
+
 /// Longest value we accept for any one parameter; tokens and URIs fit well
 /// below it.
 const MAX_VALUE_LEN: usize = 8 * 1024;
@@ -22,6 +24,8 @@ pub enum FormError {
     Duplicate(String),
     #[error("parameter {0} is too long")]
     TooLong(String),
+    #[error("the body must be application/x-www-form-urlencoded")]
+    NotAForm,
 }
 
 impl Form {
@@ -44,6 +48,19 @@ impl Form {
     pub fn parse_bytes(raw: &[u8]) -> Result<Form, FormError> {
         let text = std::str::from_utf8(raw).map_err(|_| FormError::Malformed)?;
         Form::parse(text)
+    }
+
+    /// The body of a back-channel request: `application/x-www-form-urlencoded`
+    /// and nothing else (RFC 6749 4.1.3, 3.2).
+    pub fn read_body(headers: &HeaderMap, body: &[u8]) -> Result<Form, FormError> {
+        let is_form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(FormError::NotAForm);
+        }
+        Form::parse_bytes(body)
     }
 
     /// The value of a parameter; an empty value counts as absent

@@ -19,8 +19,10 @@ use serde_json::{Value, json};
 use crate::{
     AppState,
     clients::AuthMethod,
-    token::{TokenError, no_store, read_form},
-    userinfo::verify_access_token,
+    form::Form,
+    secret,
+    token_error::{TokenError, no_store},
+    tokens::verify_access_token,
 };
 
 pub async fn introspect(
@@ -35,7 +37,7 @@ pub async fn introspect(
 }
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value, TokenError> {
-    let form = read_form(headers, body)?;
+    let form = Form::read_body(headers, body)?;
     let client = state.clients.authenticate(headers, &form)?;
     if client.auth_method == AuthMethod::None {
         return Err(TokenError::InvalidClient);
@@ -57,8 +59,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Va
             "scope": claims.scope,
         }));
     }
-    let now = crate::now();
-    if let Some(stored) = state.store.refresh_token(&crate::digest(token)).await? {
+    let now = state.clock.now();
+    if let Some(stored) = state.store.refresh_token(&secret::digest(token)).await? {
         let active = stored.client_id == client.id
             && !stored.revoked
             && stored.rotated_at.is_none()

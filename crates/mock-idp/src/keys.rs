@@ -16,6 +16,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use clock::Clock;
+
 use crate::store::{Store, StoredKey};
 
 /// One signing key pair.
@@ -121,9 +123,10 @@ pub struct Expect<'a> {
     pub issuer: &'a str,
     /// Required audience, if any.
     pub audience: Option<&'a str>,
-    /// `false` only for `id_token_hint`, which may have expired (OIDC
-    /// RP-Initiated Logout 1.0, 2).
-    pub check_exp: bool,
+    /// The time by which `exp` must not have come; `None` only for an
+    /// `id_token_hint`, which may have expired (OIDC RP-Initiated Logout
+    /// 1.0, 2).
+    pub unexpired_at: Option<i64>,
 }
 
 /// The IdP's keys: the active one signs; all published ones verify.
@@ -132,6 +135,7 @@ pub struct Keys {
     inner: Arc<RwLock<Vec<Entry>>>,
     /// How long a retired key stays published: the longest token lifetime.
     publish_after_retirement: i64,
+    clock: Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,10 +152,11 @@ impl Keys {
         store: &Store,
         alg: &str,
         publish_after_retirement: i64,
+        clock: Clock,
     ) -> anyhow::Result<Keys> {
         let mut stored = store.signing_keys().await?;
         if stored.is_empty() {
-            let now = crate::now();
+            let now = clock.now();
             let (key, pem) = SigningKey::generate(alg)?;
             store
                 .insert_signing_key(&key.kid, alg_name(key.alg), &pem, now)
@@ -170,12 +175,13 @@ impl Keys {
         Ok(Keys {
             inner: Arc::new(RwLock::new(keys)),
             publish_after_retirement,
+            clock,
         })
     }
 
     /// Adds a new key, makes it the signing key and retires the old one.
     pub async fn rotate(&self, store: &Store, alg: &str) -> anyhow::Result<String> {
-        let now = crate::now();
+        let now = self.clock.now();
         let (key, pem) = SigningKey::generate(alg)?;
         let kid = key.kid.clone();
         store.rotate_signing_key(&kid, alg, &pem, now).await?;
@@ -207,7 +213,7 @@ impl Keys {
     /// Keys still published: the active one and those retired less than
     /// a token lifetime ago.
     fn published(&self) -> Vec<Arc<SigningKey>> {
-        let now = crate::now();
+        let now = self.clock.now();
         self.snapshot()
             .into_iter()
             .filter(|e| {
@@ -247,7 +253,8 @@ impl Keys {
     }
 
     /// Verifies a token this IdP signed: known `kid`, the key's own
-    /// algorithm (RFC 8725 3.1), signature, `typ`, `iss`, `aud`, `exp`.
+    /// algorithm (RFC 8725 3.1), signature, `typ`, `iss`, `aud`, and `exp`
+    /// against the IdP's clock.
     pub fn verify<T: DeserializeOwned>(&self, token: &str, expect: &Expect<'_>) -> Option<T> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.typ.as_deref() != Some(expect.typ) {
@@ -257,17 +264,20 @@ impl Keys {
         let key = self.published().into_iter().find(|k| k.kid == kid)?;
         let mut validation = Validation::new(key.alg);
         validation.set_issuer(&[expect.issuer]);
-        validation.leeway = 0;
+        validation.set_required_spec_claims(&["iss", "exp"]);
+        // `exp` is compared below, with the IdP's clock.
+        validation.validate_exp = false;
         match expect.audience {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        if !expect.check_exp {
-            validation.validate_exp = false;
-            validation.required_spec_claims.remove("exp");
+        let claims = jsonwebtoken::decode::<Value>(token, &key.decoding, &validation)
+            .ok()?
+            .claims;
+        let exp = claims.get("exp")?.as_i64()?;
+        if expect.unexpired_at.is_some_and(|now| now >= exp) {
+            return None;
         }
-        jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
-            .ok()
-            .map(|data| data.claims)
+        serde_json::from_value(claims).ok()
     }
 }

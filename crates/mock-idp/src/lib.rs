@@ -4,14 +4,17 @@
 //! Paths hang below the issuer (`http://localhost:9000/oauth2/default` by
 //! default), as Okta lays them out; the pages a person sees (sign-in,
 //! registration, consent, and the list of apps they let in) live at the
-//! root. See `ARCHITECTURE.md` for the map of modules and the invariants
-//! they keep.
+//! root. Every path is named once, in [`paths`]. See `ARCHITECTURE.md` for
+//! the map of modules and the invariants they keep.
 
+pub mod auth_request;
 pub mod authorize;
+pub mod backchannel;
 pub mod clients;
 pub mod codes;
 pub mod config;
 pub mod consent;
+pub mod csrf;
 pub mod discovery;
 pub mod form;
 pub mod grants;
@@ -21,12 +24,17 @@ pub mod keys;
 pub mod logout;
 pub mod pages;
 pub mod passwords;
+pub mod paths;
 pub mod pkce;
+pub mod refresh;
 pub mod revoke;
+pub mod secret;
 pub mod session;
 pub mod signin;
+pub mod signup;
 pub mod store;
 pub mod token;
+pub mod token_error;
 pub mod tokens;
 pub mod userinfo;
 
@@ -34,19 +42,17 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    http::{HeaderName, HeaderValue, header},
+    http::{HeaderValue, header},
     routing::{get, post},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use clock::Clock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::{Cli, Command, Config, Settings};
 
 use crate::{
-    clients::Clients, codes::Codes, interaction::Interactions, keys::Keys, store::Store,
-    token::RecentRotations,
+    clients::Clients, codes::Codes, interaction::Interactions, keys::Keys,
+    refresh::RecentRotations, store::Store,
 };
 
 /// Everything a request handler needs; cheap to clone.
@@ -60,6 +66,8 @@ pub struct AppState {
     pub codes: Codes,
     pub interactions: Interactions,
     pub rotations: RecentRotations,
+    /// What "now" is: the system's clock, or a test's.
+    pub clock: Clock,
     /// For back-channel logout deliveries.
     pub http: reqwest::Client,
 }
@@ -72,21 +80,25 @@ impl AppState {
         settings: Settings,
         database_url: &str,
         signing_alg: &str,
+        clock: Clock,
     ) -> anyhow::Result<AppState> {
         let issuer = issuer.trim_end_matches('/').to_owned();
         url::Url::parse(&issuer).map_err(|e| anyhow::anyhow!("--issuer {issuer}: {e}"))?;
         let store = Store::open(database_url).await?;
         for user in &settings.users {
             store
-                .upsert_user(&store::User {
-                    sub: subject_for(&user.username),
-                    username: user.username.clone(),
-                    password_hash: user.password_hash.clone(),
-                    name: user.name.clone(),
-                    given_name: user.given_name.clone(),
-                    family_name: user.family_name.clone(),
-                    email_verified: true,
-                })
+                .upsert_user(
+                    &store::User {
+                        sub: store::subject_for(&user.username),
+                        username: user.username.clone(),
+                        password_hash: user.password_hash.clone(),
+                        name: user.name.clone(),
+                        given_name: user.given_name.clone(),
+                        family_name: user.family_name.clone(),
+                        email_verified: true,
+                    },
+                    clock.now(),
+                )
                 .await?;
         }
         let lifetimes = settings.tokens;
@@ -102,7 +114,13 @@ impl AppState {
                     .unwrap_or(0),
             );
         let published_after_retirement = longest_token + lifetimes.key_retirement_margin_seconds;
-        let keys = Keys::load(&store, signing_alg, published_after_retirement as i64).await?;
+        let keys = Keys::load(
+            &store,
+            signing_alg,
+            published_after_retirement as i64,
+            clock.clone(),
+        )
+        .await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
@@ -110,12 +128,13 @@ impl AppState {
         Ok(AppState {
             issuer,
             clients: Clients::from_config(&settings.clients),
-            codes: Codes::new(lifetimes.code()),
+            codes: Codes::new(lifetimes.code_seconds as i64),
             settings: Arc::new(settings),
             store,
             keys,
             interactions: Interactions::default(),
             rotations: RecentRotations::default(),
+            clock,
             http,
         })
     }
@@ -134,45 +153,42 @@ pub fn app(state: AppState) -> Router {
         .unwrap_or_default();
     let protocol = Router::new()
         .route(
-            "/.well-known/openid-configuration",
+            paths::OPENID_CONFIGURATION,
             get(discovery::openid_configuration),
         )
         .route(
-            "/.well-known/oauth-authorization-server",
+            paths::OAUTH_AUTHORIZATION_SERVER,
             get(discovery::openid_configuration),
         )
-        .route("/v1/keys", get(discovery::jwks))
-        .route("/v1/authorize", get(authorize::authorize))
-        .route("/v1/token", post(token::token))
+        .route(paths::KEYS, get(discovery::jwks))
+        .route(paths::AUTHORIZE, get(authorize::authorize))
+        .route(paths::TOKEN, post(token::token))
         .route(
-            "/v1/userinfo",
+            paths::USERINFO,
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
-        .route("/v1/revoke", post(revoke::revoke))
-        .route("/v1/introspect", post(introspect::introspect))
-        .route("/v1/logout", get(logout::logout).post(logout::logout));
+        .route(paths::REVOKE, post(revoke::revoke))
+        .route(paths::INTROSPECT, post(introspect::introspect))
+        .route(paths::LOGOUT, get(logout::logout).post(logout::logout));
     let protocol = if issuer_path.is_empty() {
         protocol
     } else {
         Router::new().nest(&issuer_path, protocol).route(
             // RFC 8414 3: the well-known URI with the issuer's path appended.
-            &format!("/.well-known/oauth-authorization-server{issuer_path}"),
+            &format!("{}{issuer_path}", paths::OAUTH_AUTHORIZATION_SERVER),
             get(discovery::openid_configuration),
         )
     };
     let router = Router::new()
         .merge(protocol)
-        .route("/signin", get(signin::show).post(signin::submit))
-        .route(
-            "/signup",
-            get(signin::show_signup).post(signin::submit_signup),
-        )
-        .route("/consent", get(consent::show).post(consent::submit))
-        .route(grants::PATH, get(grants::show))
-        .route(grants::REVOKE_PATH, post(grants::revoke))
-        .route("/logout/confirm", post(logout::confirm))
-        .route("/static/idp.css", get(pages::stylesheet))
-        .route("/healthz", get(|| async { "ok" }))
+        .route(paths::SIGN_IN, get(signin::show).post(signin::submit))
+        .route(paths::SIGN_UP, get(signup::show).post(signup::submit))
+        .route(paths::CONSENT, get(consent::show).post(consent::submit))
+        .route(paths::GRANTS, get(grants::show))
+        .route(paths::GRANTS_REVOKE, post(grants::revoke))
+        .route(paths::LOGOUT_CONFIRM, post(logout::confirm))
+        .route(paths::STYLESHEET, get(pages::stylesheet))
+        .route(paths::HEALTHZ, get(|| async { "ok" }))
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -193,7 +209,7 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static("cache-control"),
+            header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
     telemetry::layer(router)
@@ -219,9 +235,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         settings,
         &config.database_url,
         &config.signing_alg,
+        Clock::system(),
     )
     .await?;
-    tokio::spawn(prune_forever(state.store.clone()));
+    tokio::spawn(prune_forever(state.store.clone(), state.clock.clone()));
     tracing::info!(%issuer, "mock IdP listening on http://{}:{port}", config.bind);
     let store = state.store.clone();
     axum::serve(listener, app(state))
@@ -232,54 +249,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn prune_forever(store: Store) {
+async fn prune_forever(store: Store, clock: Clock) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
-        if let Err(e) = store.prune(now()).await {
+        if let Err(e) = store.prune(clock.now()).await {
             tracing::warn!(error = %e, "pruning the store failed");
         }
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// 256 bits from the OS's CSPRNG, base64url: codes, cookies, refresh tokens.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// 128 random bits, for identifiers that are not secrets (`jti`, `sid`).
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// SHA-256, base64url: how bearer secrets are stored and compared.
-pub fn digest(secret: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A stable subject id for a configured user (Okta's look: `00u…`).
-pub fn subject_for(username: &str) -> String {
-    let hex: String = Sha256::digest(username.as_bytes())
-        .iter()
-        .take(9)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("00u{}", &hex[..17])
-}
-
-/// A fresh subject id for a registered user.
-pub fn new_subject() -> String {
-    subject_for(&random_token())
 }

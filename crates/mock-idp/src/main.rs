@@ -39,6 +39,7 @@ async fn rotate_keys(config: mock_idp::Config) -> anyhow::Result<()> {
         settings,
         &config.database_url,
         &config.signing_alg,
+        clock::Clock::system(),
     )
     .await?;
     let kid = state.rotate_keys(&config.signing_alg).await?;

@@ -1,6 +1,10 @@
-//! What every page a person sees at the IdP shares: the error page, and the
-//! headers that keep the pages from being framed or cached (RFC 9700 4.16,
-//! RFC 6749 10.13 clickjacking).
+//! What every page a person sees at the IdP shares: the one error type of
+//! the pages ([`PageError`]) and its page, the stylesheet, and the headers
+//! that keep pages from being framed or cached (RFC 9700 4.16, RFC 6749
+//! 10.13 clickjacking).
+//!
+//! A handler of a page returns `Result<Response, PageError>` and uses `?`:
+//! whatever went wrong becomes a page in one place, [`PageError::into_response`].
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,7 +13,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use crate::interaction::InteractionError;
+use crate::store::StoreError;
 
 /// An error told to a person, never to a client.
 #[derive(Template, WebTemplate)]
@@ -18,69 +22,146 @@ pub struct ErrorPage {
     pub title: String,
     pub message: String,
     pub code: Option<String>,
+    /// Where the person can go on from here, if anywhere.
+    pub link: Option<Link>,
 }
 
-impl ErrorPage {
-    pub fn response(
-        status: StatusCode,
-        title: &str,
-        message: &str,
-        code: Option<&str>,
-    ) -> Response {
-        let page = ErrorPage {
-            title: title.to_owned(),
-            message: message.to_owned(),
-            code: code.map(str::to_owned),
+pub struct Link {
+    pub href: String,
+    pub text: String,
+}
+
+/// Why a page could not be shown, or a form not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The request is not one the IdP can go on with (400).
+    #[error("{message}")]
+    BadRequest {
+        title: &'static str,
+        message: String,
+        code: &'static str,
+    },
+    /// A form that the page the IdP served this browser did not send
+    /// (RFC 6749 10.12): another site's, another browser's, or a stale one.
+    #[error("the form was not sent by the page the identity provider showed this browser")]
+    Forged,
+    /// The pending sign-in expired or never existed.
+    #[error("this sign-in request has expired or is unknown")]
+    UnknownRequest,
+    /// The pending sign-in was answered already: the browser's back button.
+    /// Back to the application's home (its registered `client_uri`), where
+    /// the person already is signed in.
+    #[error("this sign-in request is already complete")]
+    Finished { home: Option<String> },
+    /// The page is the signed-in person's own.
+    #[error("not signed in")]
+    NotSignedIn,
+    /// Too many wrong passwords for this sign-in.
+    #[error("too many wrong passwords")]
+    TooManyAttempts,
+    /// The IdP holds as many pending sign-ins as it will.
+    #[error("too many sign-ins under way")]
+    Busy,
+    /// The store failed: logged, and a generic page for the person.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Anything else that is the server's fault.
+    #[error("{0}")]
+    Server(String),
+}
+
+impl PageError {
+    /// A 400 page with the protocol's error code.
+    pub fn bad_request(
+        title: &'static str,
+        message: impl Into<String>,
+        code: &'static str,
+    ) -> PageError {
+        PageError::BadRequest {
+            title,
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = |status: StatusCode, title: &str, message: &str, code: Option<&str>| {
+            let page = ErrorPage {
+                title: title.to_owned(),
+                message: message.to_owned(),
+                code: code.map(str::to_owned),
+                link: None,
+            };
+            (status, page).into_response()
         };
-        (status, page).into_response()
-    }
-
-    pub fn bad_request(title: &str, message: &str, code: Option<&str>) -> Response {
-        ErrorPage::response(StatusCode::BAD_REQUEST, title, message, code)
-    }
-
-    pub fn busy() -> Response {
-        ErrorPage::response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The identity provider is busy",
-            "Too many sign-ins are under way. Please try again in a few minutes.",
-            Some("temporarily_unavailable"),
-        )
-    }
-
-    pub fn server_error() -> Response {
-        ErrorPage::response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The identity provider could not finish this request. Please try again.",
-            Some("server_error"),
-        )
-    }
-
-    /// An expired, unknown, forged or finished interaction. A finished one
-    /// is the back button after sign-in: back to the application's home
-    /// (its registered `client_uri`), where the person already is signed in.
-    pub fn interaction(state: &crate::AppState, error: &InteractionError) -> Response {
-        if let InteractionError::Finished { client_id } = error {
-            if let Some(home) = state
-                .clients
-                .get(client_id)
-                .and_then(|c| c.client_uri.clone())
-            {
-                return Redirect::to(&home).into_response();
-            }
-            return ErrorPage::bad_request(
+        match self {
+            PageError::BadRequest {
+                title,
+                message,
+                code,
+            } => page(StatusCode::BAD_REQUEST, title, &message, Some(code)),
+            PageError::Forged => page(
+                StatusCode::BAD_REQUEST,
+                "This form is no longer valid",
+                "It was not sent by the page the identity provider showed this browser. Go back to the application and start again.",
+                Some("invalid_request"),
+            ),
+            PageError::UnknownRequest => page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in request is no longer valid",
+                "It has expired or is unknown. Go back to the application and sign in again.",
+                Some("invalid_request"),
+            ),
+            PageError::Finished { home: Some(home) } => Redirect::to(&home).into_response(),
+            PageError::Finished { home: None } => page(
+                StatusCode::BAD_REQUEST,
                 "You have already signed in",
                 "This sign-in is complete. Go back to the application.",
                 None,
-            );
+            ),
+            PageError::NotSignedIn => {
+                let page = ErrorPage {
+                    title: "You are not signed in".into(),
+                    message: "This page shows your own account at this identity provider. Sign in to an application that uses it, then come back.".into(),
+                    code: Some("login_required".into()),
+                    link: None,
+                };
+                (StatusCode::UNAUTHORIZED, page).into_response()
+            }
+            PageError::TooManyAttempts => page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "This sign-in was stopped after too many wrong passwords. Go back to the application to start again.",
+                Some("access_denied"),
+            ),
+            PageError::Busy => page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The identity provider is busy",
+                "Too many sign-ins are under way. Please try again in a few minutes.",
+                Some("temporarily_unavailable"),
+            ),
+            PageError::Store(error) => {
+                tracing::error!(%error, "the store failed");
+                server_error()
+            }
+            PageError::Server(error) => {
+                tracing::error!(%error, "could not finish a page's request");
+                server_error()
+            }
         }
-        ErrorPage::bad_request(
-            "This sign-in request is no longer valid",
-            &format!("{error}. Go back to the application and sign in again."),
-            Some("invalid_request"),
-        )
     }
+}
+
+fn server_error() -> Response {
+    let page = ErrorPage {
+        title: "Something went wrong".into(),
+        message: "The identity provider could not finish this request. Please try again.".into(),
+        code: Some("server_error".into()),
+        link: None,
+    };
+    (StatusCode::INTERNAL_SERVER_ERROR, page).into_response()
 }
 
 /// Content-Security-Policy of every IdP response: only our own CSS, no

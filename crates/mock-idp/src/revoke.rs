@@ -17,19 +17,21 @@ use axum::{
 
 use crate::{
     AppState,
-    token::{TokenError, read_form},
-    userinfo::verify_access_token,
+    form::Form,
+    secret,
+    token_error::{TokenError, no_store},
+    tokens::verify_access_token,
 };
 
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match handle(&state, &headers, &body).await {
-        Ok(()) => (StatusCode::OK, crate::token::no_store()).into_response(),
+        Ok(()) => (StatusCode::OK, no_store()).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), TokenError> {
-    let form = read_form(headers, body)?;
+    let form = Form::read_body(headers, body)?;
     let client = state.clients.authenticate(headers, &form)?;
     let token = form
         .get("token")
@@ -39,7 +41,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
     if access_first && revoke_access(state, &client.id, token).await? {
         return Ok(());
     }
-    if let Some(stored) = state.store.refresh_token(&crate::digest(token)).await? {
+    if let Some(stored) = state.store.refresh_token(&secret::digest(token)).await? {
         if stored.client_id == client.id {
             state.store.revoke_family(&stored.family_id).await?;
             tracing::info!(client_id = %client.id, "refresh token family revoked");
@@ -56,7 +58,10 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<()
 async fn revoke_access(state: &AppState, client_id: &str, token: &str) -> Result<bool, TokenError> {
     match verify_access_token(state, token).await {
         Some(claims) if claims.client_id == client_id => {
-            state.store.revoke_access_token(&claims.jti).await?;
+            state
+                .store
+                .revoke_access_token(&claims.jti, state.clock.now())
+                .await?;
             tracing::info!(client_id, "access token revoked");
             Ok(true)
         }

@@ -194,7 +194,7 @@ impl Store {
     /// Users from the config file: inserted, or updated to match the file.
     /// The file's `sub` wins: an account someone registered under that
     /// username first keeps none of its grants (they name the old `sub`).
-    pub async fn upsert_user(&self, user: &User) -> Result<(), StoreError> {
+    pub async fn upsert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
                  email_verified, created_at)
@@ -211,7 +211,7 @@ impl Store {
         .bind(&user.given_name)
         .bind(&user.family_name)
         .bind(user.email_verified)
-        .bind(crate::now())
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -223,7 +223,7 @@ impl Store {
     /// too: in practice it is the same mailbox, and an account for it would
     /// pass for the other with any client that matches users by `email`
     /// (which OIDC Core 5.7 warns against, and many clients still do).
-    pub async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+    pub async fn insert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
                  email_verified, created_at)
@@ -238,7 +238,7 @@ impl Store {
         .bind(&user.given_name)
         .bind(&user.family_name)
         .bind(user.email_verified)
-        .bind(crate::now())
+        .bind(now)
         .bind(&user.username)
         .execute(&self.pool)
         .await?;
@@ -309,6 +309,7 @@ impl Store {
         sub: &str,
         client_id: &str,
         scopes: &[String],
+        now: i64,
     ) -> Result<(), StoreError> {
         let mut all = self.consented_scopes(sub, client_id).await?;
         for s in scopes {
@@ -323,7 +324,7 @@ impl Store {
         .bind(sub)
         .bind(client_id)
         .bind(all.join(" "))
-        .bind(crate::now())
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -341,15 +342,6 @@ impl Store {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
-    }
-
-    pub async fn revoke_consent(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM consents WHERE sub = ? AND client_id = ?")
-            .bind(sub)
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     // ---- signing keys ------------------------------------------------
@@ -454,12 +446,16 @@ impl Store {
         Ok(())
     }
 
-    pub async fn session(&self, cookie_hash: &str) -> Result<Option<Session>, StoreError> {
+    pub async fn session(
+        &self,
+        cookie_hash: &str,
+        now: i64,
+    ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
             "SELECT sid, sub, auth_time FROM sessions WHERE cookie_hash = ? AND expires_at > ?",
         )
         .bind(cookie_hash)
-        .bind(crate::now())
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| Session {
@@ -469,23 +465,22 @@ impl Store {
         }))
     }
 
-    /// Ends a session; returns the clients it had signed in to.
+    /// Ends a session; returns the clients it had signed in to. One
+    /// transaction: a session is gone with its list of clients, or not at all.
     pub async fn delete_session(&self, sid: &str) -> Result<Vec<String>, StoreError> {
-        let clients = sqlx::query("SELECT client_id FROM session_clients WHERE sid = ?")
+        let mut tx = self.pool.begin().await?;
+        let clients = sqlx::query("DELETE FROM session_clients WHERE sid = ? RETURNING client_id")
             .bind(sid)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| r.get(0))
             .collect();
         sqlx::query("DELETE FROM sessions WHERE sid = ?")
             .bind(sid)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM session_clients WHERE sid = ?")
-            .bind(sid)
-            .execute(&self.pool)
-            .await?;
+        tx.commit().await?;
         Ok(clients)
     }
 
@@ -503,7 +498,11 @@ impl Store {
 
     // ---- refresh and access tokens ------------------------------------
 
-    pub async fn insert_refresh_token(&self, t: &NewRefreshToken<'_>) -> Result<(), StoreError> {
+    pub async fn insert_refresh_token(
+        &self,
+        t: &NewRefreshToken<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, scope, sid, auth_time,
                  created_at, expires_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -515,7 +514,7 @@ impl Store {
         .bind(t.scope)
         .bind(t.sid)
         .bind(t.auth_time)
-        .bind(crate::now())
+        .bind(now)
         .bind(t.expires_at)
         .bind(t.family_expires_at)
         .execute(&self.pool)
@@ -562,16 +561,18 @@ impl Store {
     }
 
     /// Revokes a whole refresh token family and every access token issued
-    /// from it.
+    /// from it, in one transaction.
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?")
             .bind(family_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE family_id = ?")
             .bind(family_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -599,13 +600,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn revoke_access_token(&self, jti: &str) -> Result<(), StoreError> {
+    pub async fn revoke_access_token(&self, jti: &str, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO access_tokens (jti, client_id, sub, expires_at, revoked) VALUES (?, '', '', ?, 1)
              ON CONFLICT (jti) DO UPDATE SET revoked = 1",
         )
         .bind(jti)
-        .bind(crate::now() + 86_400)
+        .bind(now + 86_400)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -621,18 +622,22 @@ impl Store {
         Ok(row.is_none_or(|r| r.get::<i64, _>(0) != 0))
     }
 
-    /// Revokes everything a user's grant to a client holds.
-    pub async fn revoke_client_grants(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?")
-            .bind(sub)
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?")
-            .bind(sub)
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
+    /// Takes back a user's grant to a client: the consent, and every refresh
+    /// and access token it holds, in one transaction.
+    pub async fn revoke_grant(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM consents WHERE sub = ? AND client_id = ?",
+            "UPDATE refresh_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?",
+            "UPDATE access_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(sub)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -647,4 +652,20 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A stable subject id for a configured user (Okta's look: `00u…`).
+pub fn subject_for(username: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hex: String = Sha256::digest(username.as_bytes())
+        .iter()
+        .take(9)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("00u{}", &hex[..17])
+}
+
+/// A fresh subject id for a registered user.
+pub fn new_subject() -> String {
+    subject_for(&crate::secret::random_token())
 }

@@ -16,6 +16,8 @@ use crate::{
     AppState,
     clients::Client,
     config::DEFAULT_AUDIENCE,
+    keys::Expect,
+    secret,
     store::{NewRefreshToken, StoreError, User},
 };
 
@@ -144,7 +146,7 @@ pub async fn mint(
     access_jti: &str,
     family: &Family<'_>,
 ) -> Result<TokenResponse, MintError> {
-    let now = crate::now();
+    let now = state.clock.now();
     let lifetimes = &state.settings.tokens;
     let access_lifetime = subject
         .client
@@ -195,21 +197,24 @@ pub async fn mint(
     };
 
     let refresh_token = if subject.granted.iter().any(|s| s == "offline_access") {
-        let token = crate::random_token();
+        let token = secret::random_token();
         let idle = now + lifetimes.refresh_token_idle_seconds as i64;
         state
             .store
-            .insert_refresh_token(&NewRefreshToken {
-                token_hash: &crate::digest(&token),
-                family_id: family.id,
-                client_id: &subject.client.id,
-                sub: &subject.user.sub,
-                scope: &subject.granted.join(" "),
-                sid: subject.sid,
-                auth_time: subject.auth_time,
-                expires_at: idle.min(family.expires_at),
-                family_expires_at: family.expires_at,
-            })
+            .insert_refresh_token(
+                &NewRefreshToken {
+                    token_hash: &secret::digest(&token),
+                    family_id: family.id,
+                    client_id: &subject.client.id,
+                    sub: &subject.user.sub,
+                    scope: &subject.granted.join(" "),
+                    sid: subject.sid,
+                    auth_time: subject.auth_time,
+                    expires_at: idle.min(family.expires_at),
+                    family_expires_at: family.expires_at,
+                },
+                now,
+            )
             .await?;
         Some(token)
     } else {
@@ -224,4 +229,22 @@ pub async fn mint(
         id_token,
         refresh_token,
     })
+}
+
+/// An access token this IdP issued, unexpired and not revoked (userinfo,
+/// revocation and introspection read them).
+pub async fn verify_access_token(state: &AppState, token: &str) -> Option<AccessClaims> {
+    let claims: AccessClaims = state.keys.verify(
+        token,
+        &Expect {
+            typ: "at+jwt",
+            issuer: &state.issuer,
+            audience: Some(DEFAULT_AUDIENCE),
+            unexpired_at: Some(state.clock.now()),
+        },
+    )?;
+    match state.store.access_token_revoked(&claims.jti).await {
+        Ok(false) => Some(claims),
+        _ => None,
+    }
 }

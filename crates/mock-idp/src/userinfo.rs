@@ -13,34 +13,17 @@ use axum::{
 
 use crate::{
     AppState,
-    keys::Expect,
-    tokens::{AccessClaims, user_claims},
+    token_error::no_store,
+    tokens::{user_claims, verify_access_token},
 };
 
 /// The bearer token of the `Authorization` header, if it has one.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
-}
-
-/// Verifies an access token this IdP issued and that it is still live.
-pub async fn verify_access_token(state: &AppState, token: &str) -> Option<AccessClaims> {
-    let claims: AccessClaims = state.keys.verify(
-        token,
-        &Expect {
-            typ: "at+jwt",
-            issuer: &state.issuer,
-            audience: Some(crate::config::DEFAULT_AUDIENCE),
-            check_exp: true,
-        },
-    )?;
-    match state.store.access_token_revoked(&claims.jti).await {
-        Ok(false) => Some(claims),
-        _ => None,
-    }
 }
 
 fn challenge(status: StatusCode, value: &'static str) -> Response {
@@ -80,5 +63,5 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     };
     let mut body = user_claims(&user, claims.scopes());
     body.insert("sub".into(), user.sub.into());
-    (crate::token::no_store(), Json(body)).into_response()
+    (no_store(), Json(body)).into_response()
 }

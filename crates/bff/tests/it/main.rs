@@ -1,0 +1,12 @@
+//! The BFF's integration tests: one test binary, a module per concern.
+//! Every test starts the real IdP, API and BFF in-process on free ports
+//! (testkit's `Stack`) and plays the browser over HTTP, or drives a real
+//! headless Chromium (`browser`).
+
+mod attacks;
+mod backchannel;
+mod browser;
+mod flow;
+mod logout;
+mod refresh;
+mod store;

@@ -1,0 +1,15 @@
+//! The mock IdP's integration tests: one test binary, a module per part of
+//! the authorization server. Every test starts the real IdP in-process on
+//! a free port and talks HTTP to it.
+
+mod authorize_refusals;
+mod cli;
+mod common;
+mod flow;
+mod grants;
+mod lifecycle;
+mod logout;
+mod openid_client;
+mod pages;
+mod persistence;
+mod token_refusals;

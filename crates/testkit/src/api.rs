@@ -1,0 +1,92 @@
+//! The resource server: the real API in-process, pointed at an IdP, with
+//! its state in hand (a test reads its JWKS fetch counter there).
+
+use clap::Parser;
+use serde_json::{Value, json};
+
+use crate::{
+    AUDIENCE, ManualClock,
+    idp::Idp,
+    server::{Faults, Running, listen},
+};
+
+pub struct Api {
+    pub base_url: String,
+    /// The API's own state, shared with the running server.
+    pub state: api::AppState,
+    pub faults: Faults,
+    server: Running,
+}
+
+impl Api {
+    /// The API for `idp`'s issuer, on `idp`'s clock.
+    pub async fn start(idp: &Idp) -> Api {
+        Api::start_with_args(idp, &[]).await
+    }
+
+    /// The API with extra command-line options appended.
+    pub async fn start_with_args(idp: &Idp, extra: &[&str]) -> Api {
+        Api::start_for(&idp.issuer, &idp.time, extra).await
+    }
+
+    /// The API for any issuer, on a given clock.
+    pub async fn start_for(issuer: &str, time: &ManualClock, extra: &[&str]) -> Api {
+        let (listener, addr) = listen().await;
+        let mut args = vec![
+            "api",
+            "--issuer",
+            issuer,
+            "--database-url",
+            "sqlite::memory:",
+            "--port",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let config = api::Config::parse_from(args);
+        let state = api::AppState::new(&config, time.clock())
+            .await
+            .expect("the API builds");
+        let faults = Faults::default();
+        let server = Running::serve(listener, faults.around(api::router(state.clone()))).await;
+        Api {
+            base_url: format!("http://{addr}"),
+            state,
+            faults,
+            server,
+        }
+    }
+
+    pub async fn shutdown(&mut self) {
+        self.server.stop().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// `GET /api/me` with `Authorization: Bearer {token}`.
+    pub async fn me(&self, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url("/api/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the API answers")
+    }
+}
+
+/// The claims of a good RFC 9068 access token from `idp`: what an attack
+/// test changes one thing in.
+pub fn access_claims(idp: &Idp) -> Value {
+    let now = idp.time.now();
+    json!({
+        "iss": idp.issuer,
+        "sub": "attacker-test-subject",
+        "aud": AUDIENCE,
+        "exp": now + 300,
+        "iat": now,
+        "jti": format!("jti-{now}-{}", crate::random_string()),
+        "client_id": "bff-demo",
+        "scope": "notes:read notes:write",
+    })
+}

@@ -1,0 +1,4 @@
+//! The stack as a person runs it: the real binaries, started the way
+//! `just up` starts them, their command lines and their logs.
+
+mod stack;
