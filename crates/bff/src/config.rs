@@ -84,7 +84,9 @@ pub struct Config {
         long,
         env = "BFF_SESSION_KEYS",
         value_delimiter = ',',
-        hide_env_values = true
+        hide_env_values = true,
+        // base64url keys may start with `-`.
+        allow_hyphen_values = true
     )]
     pub session_keys: Vec<String>,
     /// Where the session key is kept when --session-keys is not given
@@ -182,5 +184,34 @@ pub fn redacted(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[test]
+    fn a_session_key_may_start_with_a_hyphen_as_base64url_allows() {
+        let key = "-J7xQw0Jm0bXz3KzqCwO7a1pYh3W1hH7yqk2q1Wvq0Y";
+        let config = Config::try_parse_from(["bff", "--session-keys", key]).expect("parses");
+        assert_eq!(config.session_keys, vec![key.to_owned()]);
+    }
+
+    #[test]
+    fn every_option_has_an_environment_variable() {
+        use clap::CommandFactory;
+        for arg in Config::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            assert!(
+                arg.get_env().is_some(),
+                "--{id} has no environment variable"
+            );
+        }
     }
 }

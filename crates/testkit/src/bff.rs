@@ -22,7 +22,8 @@ pub struct Bff {
 /// A BFF's configuration: the defaults, pointed at an IdP and an API, with
 /// a memory store and a sealing key of its own, then `extra` options.
 pub fn config(public_url: &str, issuer: &str, api_url: &str, extra: &[&str]) -> bff::Config {
-    let key = bff::session::Sealer::new_key();
+    // `--name=value`: a base64url key may start with `-`.
+    let keys = format!("--session-keys={}", bff::session::Sealer::new_key());
     let mut args = vec![
         "bff",
         "--public-url",
@@ -33,8 +34,7 @@ pub fn config(public_url: &str, issuer: &str, api_url: &str, extra: &[&str]) -> 
         api_url,
         "--session-store",
         "memory",
-        "--session-keys",
-        &key,
+        &keys,
     ];
     args.extend_from_slice(extra);
     bff::Config::parse_from(args)

@@ -117,6 +117,20 @@ impl Faults {
             .sum()
     }
 
+    /// Waits (up to ten seconds) until `n` requests to `suffix` have
+    /// arrived: a request in flight has passed everything before this
+    /// server, and is now inside it.
+    pub async fn arrived(&self, suffix: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.count(suffix) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request to {suffix} arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The tokens the server's token endpoint has handed out so far.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state().issued.clone()

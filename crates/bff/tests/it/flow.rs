@@ -280,8 +280,8 @@ async fn a_request_in_flight_during_logout_does_not_bring_the_session_back() {
             .body(body)
             .send(),
     );
-    // The upload's session is loaded once the handler runs; give it the time.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The upload has reached the API: the BFF holds its session.
+    stack.api.faults.arrived("/api/notes", 1).await;
     let logout = stack
         .bff
         .json(&browser, Method::POST, "/bff/logout")

@@ -175,7 +175,7 @@ async fn a_slow_request_cannot_write_back_a_rotated_out_refresh_token_rfc9700_4_
             .send();
         tokio::spawn(request)
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.api.faults.arrived("/api/notes", 1).await;
     // Meanwhile the token is due, and another request refreshes it.
     stack.time.advance(Duration::from_secs(80));
     assert_eq!(me(&stack, &browser).await.status(), 200);

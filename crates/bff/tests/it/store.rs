@@ -124,7 +124,7 @@ async fn a_sign_out_is_not_undone_by_a_request_that_ends_after_it(store: &str) {
             .json(&browser, Method::GET, "/bff/api/notes")
             .send(),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.api.faults.arrived("/api/notes", 1).await;
     let logout = stack
         .bff
         .json(&browser, Method::POST, "/bff/logout")
