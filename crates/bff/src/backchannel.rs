@@ -20,7 +20,8 @@
 //! error; a refused token ends nothing.
 
 use axum::{
-    Form, Json,
+    Json,
+    body::Bytes,
     extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -47,12 +48,6 @@ const ALGORITHMS: [Algorithm; 5] = [
     Algorithm::ES384,
     Algorithm::EdDSA,
 ];
-
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    logout_token: String,
-}
 
 /// Why a logout token was refused: said to the provider, which sent it.
 #[derive(Debug, thiserror::Error)]
@@ -127,8 +122,14 @@ impl Audience {
 }
 
 #[instrument(name = "backchannel_logout", skip_all)]
-pub async fn backchannel(State(state): State<AppState>, Form(form): Form<LogoutForm>) -> Response {
-    let token = match validate(&state, &form.logout_token).await {
+pub async fn backchannel(State(state): State<AppState>, body: Bytes) -> Response {
+    // 2.5: a form-encoded body with `logout_token`; anything else is a token
+    // that is missing, answered in JSON like every other refusal.
+    let logout_token = url::form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "logout_token")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    let token = match validate(&state, &logout_token).await {
         Ok(token) => token,
         Err(e) => {
             tracing::info!(error = %e, "logout token refused");

@@ -101,6 +101,24 @@ impl Idp {
         self.server.stop().await;
     }
 
+    /// Serves the same state again on the same address, after [`Idp::shutdown`]:
+    /// the provider is back.
+    pub async fn start_again(&mut self) {
+        let addr: std::net::SocketAddr = self
+            .base_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("IdP address");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("rebind the IdP port");
+        self.server = Running::serve(
+            listener,
+            self.faults.around(mock_idp::app(self.state.clone())),
+        )
+        .await;
+    }
+
     /// A URL below the issuer.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)

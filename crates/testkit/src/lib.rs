@@ -14,6 +14,7 @@ pub mod api;
 pub mod bff;
 pub mod browser;
 pub mod idp;
+pub mod interop;
 pub mod redis;
 pub mod server;
 pub mod stack;

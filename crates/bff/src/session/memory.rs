@@ -175,3 +175,49 @@ impl Backend for Memory {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_entries_are_swept_and_live_ones_kept() {
+        let memory = Memory::default();
+        memory.create_session("old", b"a", 100).await.unwrap();
+        memory.create_session("new", b"b", 300).await.unwrap();
+        let index = LoginIndex {
+            sid: Some("s"),
+            sub: "u",
+        };
+        memory
+            .insert_login("gone", &index, b"c", 100)
+            .await
+            .unwrap();
+        memory.first_use("jti", 100, 50).await.unwrap();
+        memory.sweep(200).await.unwrap();
+        assert_eq!(memory.maps().sessions.len(), 1);
+        assert!(memory.maps().logins.is_empty());
+        assert!(memory.maps().once.is_empty());
+        assert_eq!(
+            memory.load_session("new", 200).await.unwrap(),
+            Some(b"b".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_login_is_replaced_only_over_the_version_it_was_read_at() {
+        let memory = Memory::default();
+        let index = LoginIndex {
+            sid: None,
+            sub: "u",
+        };
+        memory.insert_login("l", &index, b"v0", 100).await.unwrap();
+        assert!(memory.replace_login("l", 0, b"v1").await.unwrap());
+        // An older copy (read at version 0) cannot come back.
+        assert!(!memory.replace_login("l", 0, b"stale").await.unwrap());
+        assert_eq!(
+            memory.load_login("l", 0).await.unwrap(),
+            Some((1, b"v1".to_vec()))
+        );
+    }
+}

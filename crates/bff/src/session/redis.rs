@@ -268,3 +268,24 @@ impl Backend for Redis {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fred::types::config::ServerConfig;
+
+    use super::RedisConfig;
+
+    #[test]
+    fn a_single_node_sentinel_and_cluster_are_all_urls_the_store_takes() {
+        let node = RedisConfig::from_url("redis://127.0.0.1:6379").unwrap();
+        assert!(matches!(node.server, ServerConfig::Centralized { .. }));
+        let sentinel = RedisConfig::from_url(
+            "redis-sentinel://10.0.0.1:26379/0?sentinelServiceName=bff&node=10.0.0.2:26379",
+        )
+        .unwrap();
+        assert!(matches!(sentinel.server, ServerConfig::Sentinel { .. }));
+        let cluster =
+            RedisConfig::from_url("redis-cluster://10.0.0.1:30001?node=10.0.0.2:30002").unwrap();
+        assert!(matches!(cluster.server, ServerConfig::Clustered { .. }));
+    }
+}

@@ -237,3 +237,18 @@ fn rsa_key() -> jsonwebtoken::EncodingKey {
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
     jsonwebtoken::EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes())
 }
+
+#[tokio::test]
+async fn a_request_without_a_logout_token_gets_a_json_error_oidc_backchannel_2_8() {
+    let stack = Stack::start().await;
+    let url = stack.bff.url("/bff/backchannel");
+    let client = reqwest::Client::new();
+    for request in [
+        client.post(&url),
+        client.post(&url).json(&json!({"logout_token": "x"})),
+        client.post(&url).form(&[("logout_token", "")]),
+        client.post(&url).form(&[("logout_token", "not.a.jwt")]),
+    ] {
+        assert_refused(request.send().await.unwrap()).await;
+    }
+}

@@ -8,5 +8,6 @@ mod backchannel;
 mod browser;
 mod flow;
 mod logout;
+mod node_oidc_provider;
 mod refresh;
 mod store;

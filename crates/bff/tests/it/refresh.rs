@@ -126,6 +126,28 @@ async fn the_provider_down_or_limiting_during_a_refresh_keeps_the_session() {
 }
 
 #[tokio::test]
+async fn the_provider_down_during_a_refresh_keeps_the_session_until_it_is_back() {
+    let mut stack = Stack::start().await;
+    let browser = http_client();
+    stack
+        .bff
+        .sign_in(&browser, &ALICE, &mut Received::default())
+        .await;
+    stack.time.advance(PAST_EXPIRY);
+    stack.idp.shutdown().await;
+    let response = me(&stack, &browser).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        stack.bff.user(&browser).await.status(),
+        200,
+        "still signed in"
+    );
+    stack.idp.start_again().await;
+    assert_eq!(me(&stack, &browser).await.status(), 200);
+}
+
+#[tokio::test]
 async fn a_refreshed_id_token_under_a_rotated_key_is_accepted_oidc_core_10_1_1() {
     let stack = Stack::start().await;
     let browser = http_client();

@@ -3,6 +3,7 @@
 //! a free port and talks HTTP to it.
 
 mod authorize_refusals;
+mod certified_rp;
 mod cli;
 mod common;
 mod flow;
