@@ -8,6 +8,8 @@
 //! place, [`next_step`], from plain facts and the time; the sign-in and
 //! consent pages come back here through [`proceed`] when they are done.
 
+use std::net::IpAddr;
+
 use axum::{
     extract::{RawQuery, State},
     http::HeaderMap,
@@ -17,7 +19,7 @@ use tracing::instrument;
 
 use crate::{
     AppState, auth_request::AuthRequest, codes::Grant, interaction::Pending, pages::PageError,
-    paths, session, store::Session,
+    paths, session, store::Session, throttle::ClientAddress,
 };
 
 /// What happens next to a valid authorization request.
@@ -84,6 +86,7 @@ pub fn next_step(
 pub async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let request = match AuthRequest::parse(&state.clients, raw.as_deref().unwrap_or("")) {
@@ -97,27 +100,45 @@ pub async fn authorize(
     tracing::Span::current().record("client_id", request.client_id.as_str());
     let session = session::current(&state, &headers).await?;
     let (browser, set_browser) = session::browser_id(&headers);
-    let response = proceed(&state, request, None, session.as_ref(), &browser).await?;
+    let arrived = Stage::Arrived {
+        browser: &browser,
+        address,
+    };
+    let response = proceed(&state, request, arrived, session.as_ref()).await?;
     Ok(session::with_cookie(response, set_browser))
 }
 
+/// Where a request being taken forward stands.
+pub enum Stage<'a> {
+    /// Fresh from `/authorize`: a page for the person starts a pending
+    /// sign-in for this browser, which came from this address.
+    Arrived { browser: &'a str, address: IpAddr },
+    /// Back from the sign-in or consent page of this pending sign-in.
+    Pending(&'a Pending),
+}
+
 /// Takes a valid request to its next step: a page for the person, or the
-/// answer to the client. `pending` is the interaction under way, if the
-/// request comes back from the sign-in or consent page.
+/// answer to the client.
 pub async fn proceed(
     state: &AppState,
     request: AuthRequest,
-    pending: Option<&Pending>,
+    stage: Stage<'_>,
     session: Option<&Session>,
-    browser: &str,
 ) -> Result<Response, PageError> {
+    let pending = match stage {
+        Stage::Pending(pending) => Some(pending),
+        Stage::Arrived { .. } => None,
+    };
     let client = state.clients.get(&request.client_id).ok_or_else(|| {
         PageError::Server(format!(
             "client {} is no longer registered",
             request.client_id
         ))
     })?;
+    // RFC 8252 8.6: a client anything on the machine can pose as does not
+    // get a consent given earlier; the person answers each time.
     let remembered = match session {
+        Some(_) if !client.remembers_consent => false,
         Some(session) => {
             let consented = state
                 .store
@@ -135,9 +156,13 @@ pub async fn proceed(
     let signed_in_here = pending.is_some_and(|p| p.interaction.signed_in);
     let now = state.clock.now();
     let page = |path: &str| -> Result<Response, PageError> {
-        let tx = match pending {
-            Some(p) => p.tx.clone(),
-            None => state.interactions.start(request.clone(), browser, now)?,
+        let tx = match stage {
+            Stage::Pending(p) => p.tx.clone(),
+            Stage::Arrived { browser, address } => {
+                state
+                    .interactions
+                    .start(request.clone(), browser, address, now)
+            }
         };
         Ok(Redirect::to(&paths::with_tx(path, &tx)).into_response())
     };

@@ -103,6 +103,8 @@ pub struct Client {
     pub consent_required: bool,
     pub access_token_seconds: Option<u64>,
     pub grant_types: Vec<String>,
+    /// Whether a consent given once counts for the next requests.
+    pub remembers_consent: bool,
 }
 
 impl Client {
@@ -161,6 +163,7 @@ impl Clients {
                     consent_required: c.consent_required,
                     access_token_seconds: c.access_token_seconds,
                     grant_types: c.grant_types.clone(),
+                    remembers_consent: c.remembers_consent(),
                 };
                 (client.id.clone(), client)
             })
@@ -304,6 +307,12 @@ pub struct ClientConfig {
     /// `unauthorized_client` (RFC 6749 5.2).
     #[serde(default = "both_grants")]
     pub grant_types: Vec<String>,
+    /// Whether a consent given once counts for the next requests. Default:
+    /// yes, except for a public client with a loopback redirect URI, whose
+    /// requests any program on the machine can make (RFC 8252 8.6, RFC
+    /// 6749 10.2): the person is asked every time.
+    #[serde(default)]
+    pub remember_consent: Option<bool>,
 }
 
 fn both_grants() -> Vec<String> {
@@ -315,6 +324,18 @@ fn yes() -> bool {
 }
 
 impl ClientConfig {
+    /// [`ClientConfig::remember_consent`], with its default.
+    pub fn remembers_consent(&self) -> bool {
+        self.remember_consent.unwrap_or_else(|| {
+            let public = self.token_endpoint_auth_method == AuthMethod::None;
+            let loopback = self
+                .redirect_uris
+                .iter()
+                .any(|uri| url::Url::parse(uri.as_str()).is_ok_and(|url| is_loopback(&url)));
+            !(public && loopback)
+        })
+    }
+
     pub fn check(&self) -> anyhow::Result<()> {
         let id = &self.client_id;
         let needs_secret = self.token_endpoint_auth_method != AuthMethod::None;

@@ -10,10 +10,12 @@
 //!   auth_time and IdP session.
 //!
 //! Codes are short-lived, so they are kept in memory; a restart of the IdP
-//! simply invalidates the few in flight.
+//! simply invalidates the few in flight. Each client holds at most
+//! [`PER_CLIENT`] codes, the oldest going first, and codes are forgotten
+//! once past their use.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
 };
 
@@ -60,6 +62,8 @@ pub enum Redeemed {
 /// How long a code is remembered after it expired, to recognise a replay
 /// of it (seconds).
 const REMEMBER_REDEEMED: i64 = 600;
+/// Most codes one client holds at once; the oldest go first.
+const PER_CLIENT: usize = 10_000;
 
 #[derive(Clone)]
 pub struct Codes {
@@ -71,6 +75,8 @@ pub struct Codes {
 #[derive(Default)]
 struct Entries {
     by_code: HashMap<String, Entry>,
+    /// Each client's codes, oldest first.
+    by_client: HashMap<String, VecDeque<String>>,
     /// When codes past remembering were last dropped.
     swept_at: i64,
 }
@@ -91,6 +97,7 @@ impl Codes {
     pub fn issue(&self, grant: Grant, now: i64) -> String {
         let code = crate::secret::random_token();
         let mut entries = self.lock();
+        let entries = &mut *entries;
         // Forget codes past remembering, at most once a second: not a scan
         // of every code for every new one.
         if entries.swept_at < now {
@@ -98,6 +105,23 @@ impl Codes {
             entries
                 .by_code
                 .retain(|_, e| now < e.expires_at + REMEMBER_REDEEMED);
+            let by_code = &entries.by_code;
+            entries.by_client.retain(|_, order| {
+                order.retain(|code| by_code.contains_key(code));
+                !order.is_empty()
+            });
+        }
+        // This client's oldest code makes room.
+        let order = entries
+            .by_client
+            .entry(grant.client_id.clone())
+            .or_default();
+        order.push_back(code.clone());
+        let evicted: Vec<String> = order
+            .drain(..order.len().saturating_sub(PER_CLIENT))
+            .collect();
+        for old in evicted {
+            entries.by_code.remove(&old);
         }
         entries.by_code.insert(
             code.clone(),
@@ -146,5 +170,56 @@ impl Codes {
     /// raced it revoked their family before the refresh token existed.
     pub fn was_replayed(&self, code: &str) -> bool {
         self.lock().by_code.get(code).is_some_and(|e| e.replayed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(client_id: &str) -> Grant {
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        Grant {
+            client_id: client_id.into(),
+            redirect_uri: "http://localhost:3000/callback".into(),
+            challenge: CodeChallenge::from_request(Some(challenge), Some("S256")).unwrap(),
+            nonce: None,
+            scopes: vec!["openid".into()],
+            sub: "sub".into(),
+            auth_time: 0,
+            sid: "sid".into(),
+        }
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_share_of_codes_the_oldest_going_first() {
+        let codes = Codes::new(60);
+        let first = codes.issue(grant("busy"), 1_000);
+        let other = codes.issue(grant("quiet"), 1_000);
+        for _ in 0..PER_CLIENT {
+            codes.issue(grant("busy"), 1_000);
+        }
+        assert!(matches!(
+            codes.redeem(&first, "busy", 1_001),
+            Redeemed::Invalid
+        ));
+        assert!(matches!(
+            codes.redeem(&other, "quiet", 1_001),
+            Redeemed::Fresh(..)
+        ));
+        let entries = codes.lock();
+        assert_eq!(entries.by_client["busy"].len(), PER_CLIENT);
+        assert_eq!(entries.by_code.len(), PER_CLIENT + 1);
+    }
+
+    #[test]
+    fn codes_past_remembering_are_forgotten() {
+        let codes = Codes::new(60);
+        let old = codes.issue(grant("client"), 1_000);
+        let later = 1_000 + 60 + REMEMBER_REDEEMED;
+        codes.issue(grant("client"), later);
+        let entries = codes.lock();
+        assert!(!entries.by_code.contains_key(&old));
+        assert_eq!(entries.by_client["client"].len(), 1);
     }
 }

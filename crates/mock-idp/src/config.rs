@@ -9,7 +9,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 use serde::Deserialize;
 
-use crate::clients::ClientConfig;
+use crate::{clients::ClientConfig, throttle};
 
 /// The built-in configuration file.
 pub const DEFAULT_SETTINGS: &str = include_str!("../config/default.toml");
@@ -102,6 +102,9 @@ impl Config {
 pub struct Settings {
     #[serde(default)]
     pub tokens: Lifetimes,
+    /// How many sign-in attempts an account and an address get.
+    #[serde(default)]
+    pub throttle: throttle::Limits,
     #[serde(default)]
     pub users: Vec<UserConfig>,
     #[serde(default)]
@@ -112,6 +115,14 @@ impl Settings {
     pub fn parse(text: &str) -> anyhow::Result<Settings> {
         let settings: Settings =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("config file: {e}"))?;
+        let mut usernames = std::collections::HashSet::new();
+        for user in &settings.users {
+            // Usernames are email addresses: one account per address,
+            // whatever the letter case.
+            if !usernames.insert(user.username.trim().to_lowercase()) {
+                anyhow::bail!("config file: user {} is defined twice", user.username);
+            }
+        }
         let mut ids = std::collections::HashSet::new();
         for client in &settings.clients {
             client.check()?;

@@ -14,7 +14,7 @@ use axum::{
     Form,
     extract::{Query, State},
     http::HeaderMap,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::Deserialize;
 use tracing::instrument;
@@ -23,7 +23,7 @@ use crate::{
     AppState, authorize, interaction,
     pages::PageError,
     paths, session,
-    signin::{TxQuery, client_name},
+    signin::{TxQuery, client_name, with_csp},
 };
 
 pub struct ScopeLine {
@@ -93,15 +93,15 @@ pub async fn show(
             description: describe(s).to_owned(),
         })
         .collect();
-    Ok(ConsentPage {
+    let page = ConsentPage {
         client_name: client_name(&state, &pending),
         user_name: user.name,
         action: paths::CONSENT,
-        tx: pending.tx,
-        csrf: pending.csrf,
+        tx: pending.tx.clone(),
+        csrf: pending.csrf.clone(),
         scopes,
-    }
-    .into_response())
+    };
+    Ok(with_csp(&pending, page))
 }
 
 /// The person's decision.
@@ -115,7 +115,6 @@ pub async fn submit(
     let session = session::current(&state, &headers)
         .await?
         .ok_or(PageError::NotSignedIn)?;
-    let browser = session::browser(&headers).unwrap_or_default();
     let request = pending.interaction.request.clone();
     match form.decision.as_str() {
         "allow" => {
@@ -134,7 +133,8 @@ pub async fn submit(
                 pending.interaction.consented = true;
                 tracing::info!(client_id = %request.client_id, "consent given");
             }
-            authorize::proceed(&state, request, Some(&pending), Some(&session), &browser).await
+            let stage = authorize::Stage::Pending(&pending);
+            authorize::proceed(&state, request, stage, Some(&session)).await
         }
         "deny" => {
             state.interactions.finish(&pending.tx);

@@ -24,7 +24,7 @@ use tracing::instrument;
 use crate::{
     AppState,
     csrf::{self, Purpose},
-    pages::PageError,
+    pages::{PageError, csp_with_forms_to},
     paths, session,
     store::Session,
 };
@@ -111,7 +111,10 @@ pub async fn show(
         action: paths::GRANTS_REVOKE,
         grants,
     };
-    Ok(session::with_cookie(page.into_response(), set_browser))
+    Ok(session::with_cookie(
+        ([csp_with_forms_to(&[])], page).into_response(),
+        set_browser,
+    ))
 }
 
 /// Takes an application's access back: its consent and every token it

@@ -33,6 +33,7 @@ pub mod session;
 pub mod signin;
 pub mod signup;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod token_error;
 pub mod tokens;
@@ -51,8 +52,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use config::{Cli, Command, Config, Settings};
 
 use crate::{
-    clients::Clients, codes::Codes, interaction::Interactions, keys::Keys,
-    refresh::RecentRotations, store::Store,
+    clients::Clients, codes::Codes, interaction::Interactions, keys::Keys, passwords::Hasher,
+    refresh::RecentRotations, store::Store, throttle::Throttle,
 };
 
 /// Everything a request handler needs; cheap to clone.
@@ -66,6 +67,10 @@ pub struct AppState {
     pub codes: Codes,
     pub interactions: Interactions,
     pub rotations: RecentRotations,
+    /// Sign-in attempts per account and per address.
+    pub throttle: Arc<Throttle>,
+    /// Password checks, one per core at a time.
+    pub hasher: Hasher,
     /// What "now" is: the system's clock, or a test's.
     pub clock: Clock,
     /// For back-channel logout deliveries.
@@ -102,6 +107,7 @@ impl AppState {
                 .await?;
         }
         let lifetimes = settings.tokens;
+        let lifetimes_throttle = settings.throttle;
         let longest_token = lifetimes
             .access_token_seconds
             .max(lifetimes.id_token_seconds)
@@ -134,6 +140,8 @@ impl AppState {
             keys,
             interactions: Interactions::default(),
             rotations: RecentRotations::default(),
+            throttle: Arc::new(Throttle::new(lifetimes_throttle, clock.clone())),
+            hasher: Hasher::per_core(),
             clock,
             http,
         })
@@ -238,10 +246,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Clock::system(),
     )
     .await?;
-    tokio::spawn(prune_forever(state.store.clone(), state.clock.clone()));
+    tokio::spawn(prune_forever(state.clone()));
     tracing::info!(%issuer, "mock IdP listening on http://{}:{port}", config.bind);
     let store = state.store.clone();
-    axum::serve(listener, app(state))
+    // The client's address reaches the handlers (the sign-in throttle).
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(telemetry::shutdown_signal())
         .await?;
     // In-flight requests are done: flush SQLite's write-ahead log.
@@ -249,12 +259,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn prune_forever(store: Store, clock: Clock) {
+/// Every five minutes: rows nobody can use any more, and sign-in counters
+/// that are full again.
+async fn prune_forever(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
-        if let Err(e) = store.prune(clock.now()).await {
+        if let Err(e) = state.store.prune(state.clock.now()).await {
             tracing::warn!(error = %e, "pruning the store failed");
         }
+        state.throttle.forget_idle();
     }
 }

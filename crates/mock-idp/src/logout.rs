@@ -30,7 +30,7 @@ use crate::{
     csrf::{self, Purpose},
     form::Form,
     keys::Expect,
-    pages::PageError,
+    pages::{PageError, csp_with_forms_to},
     paths, session,
 };
 
@@ -156,18 +156,17 @@ fn ask_to_confirm(
     state_param: Option<&str>,
 ) -> Response {
     let (browser, set_browser) = session::browser_id(headers);
+    let registered = redirect.filter(|uri| client.has_post_logout_redirect_uri(uri));
+    let csp = csp_with_forms_to(registered.as_slice());
     let page = LogoutConfirmPage {
         client_name: client.name.clone(),
         action: paths::LOGOUT_CONFIRM,
         csrf: csrf::token(&browser, Purpose::ConfirmLogout),
         client_id: client.id.clone(),
-        post_logout_redirect_uri: redirect
-            .filter(|uri| client.has_post_logout_redirect_uri(uri))
-            .unwrap_or_default()
-            .to_owned(),
+        post_logout_redirect_uri: registered.unwrap_or_default().to_owned(),
         state: state_param.unwrap_or_default().to_owned(),
     };
-    session::with_cookie(page.into_response(), set_browser)
+    session::with_cookie(([csp], page).into_response(), set_browser)
 }
 
 /// `POST /logout/confirm`: the person confirmed; end their session.

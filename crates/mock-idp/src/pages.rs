@@ -59,7 +59,7 @@ pub enum PageError {
     /// Too many wrong passwords for this sign-in.
     #[error("too many wrong passwords")]
     TooManyAttempts,
-    /// The IdP holds as many pending sign-ins as it will.
+    /// Password hashing is at capacity and this request waited too long.
     #[error("too many sign-ins under way")]
     Busy,
     /// The store failed: logged, and a generic page for the person.
@@ -136,12 +136,18 @@ impl IntoResponse for PageError {
                 "This sign-in was stopped after too many wrong passwords. Go back to the application to start again.",
                 Some("access_denied"),
             ),
-            PageError::Busy => page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The identity provider is busy",
-                "Too many sign-ins are under way. Please try again in a few minutes.",
-                Some("temporarily_unavailable"),
-            ),
+            PageError::Busy => {
+                let mut response = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The identity provider is busy",
+                    "Too many sign-ins are under way. Please try again in a few seconds.",
+                    Some("temporarily_unavailable"),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
             PageError::Store(error) => {
                 tracing::error!(%error, "the store failed");
                 server_error()
@@ -165,9 +171,28 @@ fn server_error() -> Response {
 }
 
 /// Content-Security-Policy of every IdP response: only our own CSS, no
-/// script, and no framing by anyone.
-pub const CSP: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// script, no form, and no framing by anyone. A page with a form says where
+/// it may send the browser ([`csp_with_forms_to`]).
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The CSP of a page whose forms post to the IdP itself, which then
+/// redirects the browser to `targets` (a client's redirect URI, say):
+/// browsers apply `form-action` to the redirects that follow a form post,
+/// so those origins are named too, and nothing else.
+pub fn csp_with_forms_to(targets: &[&str]) -> (header::HeaderName, HeaderValue) {
+    let origins: Vec<String> = targets
+        .iter()
+        .filter_map(|t| url::Url::parse(t).ok())
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+        .collect();
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self' {}; frame-ancestors 'none'",
+        origins.join(" ")
+    );
+    let value = HeaderValue::from_str(policy.trim_end()).unwrap_or(HeaderValue::from_static(CSP));
+    (header::CONTENT_SECURITY_POLICY, value)
+}
 
 /// The IdP's stylesheet, compiled in so the binary runs from any directory.
 pub async fn stylesheet() -> Response {

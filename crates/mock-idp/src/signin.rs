@@ -14,7 +14,7 @@ use askama_web::WebTemplate;
 use axum::{
     Form,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -23,9 +23,10 @@ use tracing::instrument;
 use crate::{
     AppState, authorize,
     interaction::{self, Pending},
-    pages::PageError,
-    passwords, paths, session,
+    pages::{PageError, csp_with_forms_to},
+    paths, session,
     store::User,
+    throttle::{self, ClientAddress},
 };
 
 #[derive(Template, WebTemplate)]
@@ -89,6 +90,13 @@ fn sign_in_page(
     }
 }
 
+/// A page of a pending sign-in, with the CSP that lets its forms lead back
+/// to the client's redirect URI (where the IdP sends the browser next).
+pub fn with_csp(pending: &Pending, page: impl IntoResponse) -> Response {
+    let csp = csp_with_forms_to(&[pending.interaction.request.redirect_uri.as_str()]);
+    ([csp], page).into_response()
+}
+
 /// Step 3: the sign-in page.
 #[instrument(name = "step3_sign_in_page", skip_all)]
 pub async fn show(
@@ -97,29 +105,51 @@ pub async fn show(
     Query(q): Query<TxQuery>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_page(&state, &headers, &q.tx)?;
-    Ok(sign_in_page(&state, &pending, "", None).into_response())
+    Ok(with_csp(&pending, sign_in_page(&state, &pending, "", None)))
 }
 
 /// Step 4: the person submits their username and password.
 #[instrument(name = "step4_sign_in", skip_all)]
 pub async fn submit(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_form(&state, &headers, &form.tx, &form.csrf)?;
+    // NIST SP 800-63B 5.2.2: guesses are throttled per account and per
+    // address, counted before any password is checked; the same answer
+    // whether or not the account exists.
+    if let Err(wait) = state.throttle.attempt(&form.username, address) {
+        let seconds = throttle::seconds(wait);
+        tracing::info!(seconds, "sign-in throttled");
+        let message = format!("Too many attempts. Try again in {seconds} seconds.");
+        let page = sign_in_page(&state, &pending, &form.username, Some(&message));
+        let retry_after = (header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(with_csp(
+            &pending,
+            (StatusCode::TOO_MANY_REQUESTS, [retry_after], page),
+        ));
+    }
     let user = state.store.user_by_username(form.username.trim()).await?;
     // Checked against a dummy hash when there is no such user: the same
     // time either way, so timing tells nobody which usernames exist.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let right_password = passwords::verify(form.password, hash).await;
+    let right_password = state
+        .hasher
+        .verify(form.password, hash)
+        .await
+        .map_err(|_| PageError::Busy)?;
     match user {
-        Some(user) if right_password => signed_in(&state, pending, &user, &headers).await,
+        Some(user) if right_password => {
+            state.throttle.succeeded(&form.username);
+            signed_in(&state, pending, &user, &headers).await
+        }
         _ => {
             tracing::info!("sign-in failed");
             state.interactions.record_failed_sign_in(&pending.tx)?;
             let page = sign_in_page(&state, &pending, &form.username, Some(FAILED));
-            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+            Ok(with_csp(&pending, (StatusCode::UNAUTHORIZED, page)))
         }
     }
 }
@@ -140,9 +170,8 @@ pub async fn signed_in(
         .interactions
         .record(&pending.tx, |i| i.signed_in = true);
     pending.interaction.signed_in = true;
-    let browser = session::browser(headers).unwrap_or_default();
     let request = pending.interaction.request.clone();
-    let response =
-        authorize::proceed(state, request, Some(&pending), Some(&session), &browser).await?;
+    let stage = authorize::Stage::Pending(&pending);
+    let response = authorize::proceed(state, request, stage, Some(&session)).await?;
     Ok(session::with_cookie(response, Some(cookie)))
 }

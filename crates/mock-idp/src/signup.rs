@@ -8,7 +8,7 @@ use axum::{
     Form,
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::Deserialize;
 use tracing::instrument;
@@ -17,8 +17,8 @@ use crate::{
     AppState,
     interaction::{self, Pending},
     pages::PageError,
-    passwords, paths,
-    signin::{TxQuery, client_name, signed_in},
+    paths,
+    signin::{TxQuery, client_name, signed_in, with_csp},
     store::{StoreError, User, new_subject},
 };
 
@@ -78,7 +78,10 @@ pub async fn show(
     Query(q): Query<TxQuery>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_page(&state, &headers, &q.tx)?;
-    Ok(sign_up_page(&state, &pending, None, None).into_response())
+    Ok(with_csp(
+        &pending,
+        sign_up_page(&state, &pending, None, None),
+    ))
 }
 
 /// What a new account must be: (the field, what to tell the person).
@@ -104,7 +107,10 @@ fn check_new_account(form: &SignUpForm) -> Result<(), (&'static str, &'static st
 }
 
 /// Registration: adds the user to the store, signs them in and goes on
-/// with the authorization request.
+/// with the authorization request. What is cheap is checked first (the
+/// form, then whether the email is taken); the password is hashed last,
+/// with a turn at hashing like every check. A refused registration counts
+/// against the pending sign-in like a wrong password.
 #[instrument(name = "step4_register", skip_all)]
 pub async fn submit(
     State(state): State<AppState>,
@@ -113,14 +119,27 @@ pub async fn submit(
 ) -> Result<Response, PageError> {
     let pending = interaction::for_form(&state, &headers, &form.tx, &form.csrf)?;
     let refuse = |field: &str, message: &str| {
+        state.interactions.record_failed_sign_in(&pending.tx)?;
         let page = sign_up_page(&state, &pending, Some(&form), Some((field, message)));
-        Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        Ok(with_csp(&pending, (StatusCode::UNPROCESSABLE_ENTITY, page)))
     };
+    const TAKEN: &str = "An account with this email already exists. Sign in instead.";
     if let Err((field, message)) = check_new_account(&form) {
         return refuse(field, message);
     }
-    let password_hash = passwords::hash_blocking(form.password.clone())
+    if state
+        .store
+        .user_by_username(form.username.trim())
+        .await?
+        .is_some()
+    {
+        return refuse("username", TAKEN);
+    }
+    let password_hash = state
+        .hasher
+        .hash(form.password.clone())
         .await
+        .map_err(|_| PageError::Busy)?
         .ok_or_else(|| PageError::Server("could not hash a password".into()))?;
     let name = form.name.trim().to_owned();
     let user = User {
@@ -135,12 +154,7 @@ pub async fn submit(
     };
     match state.store.insert_user(&user, state.clock.now()).await {
         Ok(()) => {}
-        Err(StoreError::UsernameTaken) => {
-            return refuse(
-                "username",
-                "An account with this email already exists. Sign in instead.",
-            );
-        }
+        Err(StoreError::UsernameTaken) => return refuse("username", TAKEN),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(sub = %user.sub, "registered");

@@ -13,6 +13,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 
+/// One account per email address, whatever its letter case (created after
+/// [`refuse_case_twins`] looked at a database made before it).
+const ONE_ACCOUNT_PER_ADDRESS: &str =
+    "CREATE UNIQUE INDEX IF NOT EXISTS users_username_nocase ON users (username COLLATE NOCASE)";
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS users (
     sub TEXT PRIMARY KEY,
@@ -148,6 +153,26 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
+/// A database from before usernames were unique whatever their letter case
+/// may hold two accounts for one address. Which one is the person's is not
+/// for the IdP to guess, nor to delete: it refuses to start and says which.
+async fn refuse_case_twins(pool: &SqlitePool, url: &str) -> anyhow::Result<()> {
+    let twins: Option<String> = sqlx::query_scalar(
+        "SELECT group_concat(username, ', ') FROM users
+         GROUP BY username COLLATE NOCASE HAVING count(*) > 1 LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    match twins {
+        Some(twins) => anyhow::bail!(
+            "--database-url {url}: the accounts {twins} differ only in letter case; \
+             usernames are now unique whatever their case: delete all but one \
+             (DELETE FROM users WHERE username = '…') and start again"
+        ),
+        None => Ok(()),
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `url`.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
@@ -181,6 +206,8 @@ impl Store {
         .await
         .map_err(|e| anyhow::anyhow!("--database-url {url}: {e}"))?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        refuse_case_twins(&pool, url).await?;
+        sqlx::query(ONE_ACCOUNT_PER_ADDRESS).execute(&pool).await?;
         Ok(Store { pool })
     }
 
@@ -192,17 +219,14 @@ impl Store {
     // ---- users -------------------------------------------------------
 
     /// Users from the config file: inserted, or updated to match the file.
-    /// The file's `sub` wins: an account someone registered under that
-    /// username first keeps none of its grants (they name the old `sub`).
+    /// A registered account whose email differs only in letter case is the
+    /// same account: the file's values win, its `sub` included (the grants
+    /// of the registered account name the old `sub`, and lapse).
     pub async fn upsert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
-                 email_verified, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (username) DO UPDATE SET sub = excluded.sub,
-                 password_hash = excluded.password_hash,
-                 name = excluded.name, given_name = excluded.given_name,
-                 family_name = excluded.family_name, email_verified = excluded.email_verified",
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE users SET sub = ?, username = ?, password_hash = ?, name = ?, given_name = ?,
+                 family_name = ?, email_verified = ? WHERE username = ? COLLATE NOCASE",
         )
         .bind(&user.sub)
         .bind(&user.username)
@@ -211,9 +235,26 @@ impl Store {
         .bind(&user.given_name)
         .bind(&user.family_name)
         .bind(user.email_verified)
-        .bind(now)
-        .execute(&self.pool)
+        .bind(&user.username)
+        .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
+                     email_verified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&user.sub)
+            .bind(&user.username)
+            .bind(&user.password_hash)
+            .bind(&user.name)
+            .bind(&user.given_name)
+            .bind(&user.family_name)
+            .bind(user.email_verified)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -226,9 +267,7 @@ impl Store {
     pub async fn insert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
-                 email_verified, created_at)
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?
-             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = ? COLLATE NOCASE)
+                 email_verified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT DO NOTHING",
         )
         .bind(&user.sub)
@@ -239,7 +278,6 @@ impl Store {
         .bind(&user.family_name)
         .bind(user.email_verified)
         .bind(now)
-        .bind(&user.username)
         .execute(&self.pool)
         .await?;
         if result.rows_affected() == 0 {

@@ -197,7 +197,13 @@ impl AuthRequest {
     }
 
     pub fn url(&self, idp: &Idp) -> String {
-        let mut url = url::Url::parse(&idp.url("/v1/authorize")).expect("URL");
+        self.url_for(&idp.issuer)
+    }
+
+    /// The request at the `/v1/authorize` of the IdP whose issuer is `issuer`
+    /// (one started as a separate process).
+    pub fn url_for(&self, issuer: &str) -> String {
+        let mut url = url::Url::parse(&format!("{issuer}/v1/authorize")).expect("URL");
         url.query_pairs_mut().extend_pairs(&self.params);
         url.to_string()
     }
@@ -477,4 +483,32 @@ pub async fn verify_with_jwks(
 pub async fn form_of(browser: &reqwest::Client, url: &str) -> HashMap<String, String> {
     let page = browser.get(url).send().await.expect("page");
     form_inputs(&page.text().await.expect("page text"))
+}
+
+/// Step 4 for a new person: posts the registration form at `signup_url`
+/// (the sign-in page's `/signup?tx=…` twin) with these fields.
+pub async fn register(
+    browser: &reqwest::Client,
+    signup_url: &str,
+    username: &str,
+    password: &str,
+    name: &str,
+) -> reqwest::Response {
+    let page = browser
+        .get(signup_url)
+        .send()
+        .await
+        .expect("registration page");
+    assert_eq!(page.status(), 200, "registration page {signup_url}");
+    let action = page.url().join("/signup").expect("URL");
+    let mut fields = form_inputs(&page.text().await.expect("page"));
+    fields.insert("username".into(), username.into());
+    fields.insert("password".into(), password.into());
+    fields.insert("name".into(), name.into());
+    browser
+        .post(action)
+        .form(&fields)
+        .send()
+        .await
+        .expect("register")
 }

@@ -30,7 +30,9 @@ impl Running {
     pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> Running {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
+            // The peer's address reaches the handlers, as in the binaries.
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })

@@ -10,7 +10,10 @@ use serde_json::Value;
 use testkit::{ALICE, CLIENT_ID, CLIENT_SECRET, NATIVE_ID, NATIVE_REDIRECT_URI, idp::Idp, interop};
 
 /// The demo settings, with a sign-out URI for the public client too and no
-/// back-channel receiver (nothing listens at the demo BFF's).
+/// back-channel receiver (nothing listens at the demo BFF's). The public
+/// client gets its consent remembered, as an operator may configure: the
+/// script signs in again silently (`prompt=none`), which the IdP otherwise
+/// refuses a loopback client (RFC 8252 8.6).
 fn settings() -> mock_idp::Settings {
     let mut settings = mock_idp::Settings::demo();
     for client in &mut settings.clients {
@@ -18,6 +21,7 @@ fn settings() -> mock_idp::Settings {
         if client.client_id == NATIVE_ID {
             client.post_logout_redirect_uris =
                 vec![mock_idp::clients::RedirectUri::parse("http://127.0.0.1:8765/").unwrap()];
+            client.remember_consent = Some(true);
         }
     }
     settings

@@ -2,6 +2,7 @@
 //! the authorization server. Every test starts the real IdP in-process on
 //! a free port and talks HTTP to it.
 
+mod abuse;
 mod authorize_refusals;
 mod certified_rp;
 mod cli;

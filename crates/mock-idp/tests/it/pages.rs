@@ -5,7 +5,7 @@
 use crate::common::assert_error_page;
 use testkit::{
     ALICE, ALL_SCOPES, REDIRECT_URI, claims_of, cookie_value, form_inputs, http_client,
-    idp::{AuthRequest, Idp, authorize, consent, exchange_code, sign_in, submit_sign_in},
+    idp::{AuthRequest, Idp, authorize, consent, exchange_code, register, sign_in, submit_sign_in},
     location, query_of, set_cookie,
 };
 
@@ -276,22 +276,6 @@ async fn signup_url(browser: &reqwest::Client, signin: &str) -> String {
         .join(&page[start..end].replace("&amp;", "&"))
         .unwrap()
         .to_string()
-}
-
-/// Posts the registration form of `signup` with these fields.
-async fn register(
-    browser: &reqwest::Client,
-    signup: &str,
-    username: &str,
-    password: &str,
-    name: &str,
-) -> reqwest::Response {
-    let mut fields = fields_of(browser, signup).await;
-    fields.insert("username".into(), username.into());
-    fields.insert("password".into(), password.into());
-    fields.insert("name".into(), name.into());
-    let action = url::Url::parse(signup).unwrap().join("/signup").unwrap();
-    browser.post(action).form(&fields).send().await.unwrap()
 }
 
 #[tokio::test]

@@ -3,10 +3,10 @@
 //! record of issued access tokens.
 
 use testkit::{
-    ALL_SCOPES, REDIRECT_URI, TempFile, form_inputs, http_client,
+    ALL_SCOPES, REDIRECT_URI, TempFile, http_client,
     idp::{
         AuthRequest, Idp, Tokens, authorize, consent, exchange_code, jwks, published_kids, refresh,
-        submit_sign_in, userinfo_status, verify_with_jwks,
+        register, submit_sign_in, userinfo_status, verify_with_jwks,
     },
     location, query_of,
 };
@@ -30,25 +30,7 @@ async fn restart_on_the_same_store_keeps_keys_users_consents_and_tokens() {
     let params = AuthRequest::demo(ALL_SCOPES);
     let signin = location(&authorize(&browser, &params.url(&first)).await);
     let signup = signin.replace("/signin?", "/signup?");
-    let mut fields = form_inputs(
-        &browser
-            .get(&signup)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    fields.insert("username".into(), email.clone());
-    fields.insert("password".into(), password.into());
-    fields.insert("name".into(), "Erin Example".into());
-    let response = browser
-        .post(format!("{}/signup", first.base_url))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let response = register(&browser, &signup, &email, password, "Erin Example").await;
     let response = consent(&browser, &location(&response), "allow").await;
     let code = query_of(&location(&response))["code"].clone();
     let tokens: Tokens = exchange_code(&first, &code, &params.verifier)
