@@ -532,11 +532,10 @@ async fn a_database_from_before_with_two_accounts_for_one_address_is_refused_cle
     .await
     .unwrap();
     old.close().await;
-    let error = mock_idp::store::Store::open(&url)
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(error) = mock_idp::store::Store::open(&url).await else {
+        panic!("a database with two accounts for one address was opened");
+    };
+    let error = error.to_string();
     assert!(
         error.contains("carol@example.com") && error.contains("CAROL@example.com"),
         "names both accounts: {error}"
