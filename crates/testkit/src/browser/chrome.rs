@@ -429,6 +429,19 @@ impl Browser {
     }
 
     /// The performance log (DevTools events) since the last read.
+    /// Reads the network events since the last call, and the body of every
+    /// response among them that has one ([`Network`]).
+    pub async fn record_network(&mut self) {
+        let events = self.performance_log().await;
+        let mut network = std::mem::take(&mut self.network);
+        let body_of = async |request_id: &str| {
+            let params = serde_json::json!({ "requestId": request_id });
+            self.try_cdp("Network.getResponseBody", params).await.ok()
+        };
+        network.record(events, body_of).await;
+        self.network = network;
+    }
+
     pub async fn performance_log(&self) -> Vec<Value> {
         let entries = self
             .client

@@ -5,15 +5,13 @@
 //! `fetch` answers alike.
 //!
 //! A response body is only kept while its page is the current one, so a
-//! test calls [`Browser::record_network`] once each page has settled, before
+//! test calls `Browser::record_network` once each page has settled, before
 //! it moves on.
 
 use std::collections::HashSet;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::{Value, json};
-
-use super::chrome::Browser;
 
 #[derive(Default)]
 pub struct Network {
@@ -35,11 +33,16 @@ impl Network {
     }
 }
 
-impl Browser {
-    /// Reads the network events since the last call, and the body of every
-    /// response among them that has one.
-    pub async fn record_network(&mut self) {
-        for event in self.performance_log().await {
+impl Network {
+    /// Takes in the DevTools events `events` (chromedriver's performance
+    /// log since the last call) and, for every response among them, its
+    /// body as `Network.getResponseBody` answers for a request id.
+    pub async fn record(
+        &mut self,
+        events: Vec<Value>,
+        body_of: impl AsyncFn(&str) -> Option<Value>,
+    ) {
+        for event in events {
             let method = event["method"].as_str().unwrap_or_default();
             if !method.starts_with("Network.") {
                 continue;
@@ -48,37 +51,31 @@ impl Browser {
             if method == "Network.requestWillBeSent"
                 && let Some(url) = params["request"]["url"].as_str()
             {
-                self.network.requested.push(url.to_owned());
+                self.requested.push(url.to_owned());
             }
-            self.network.received.push(event.to_string());
-            if method == "Network.responseReceived" {
-                self.read_body(params).await;
+            self.received.push(event.to_string());
+            if method == "Network.responseReceived"
+                && let Some(request_id) = params["requestId"].as_str()
+            {
+                let answer = body_of(request_id).await;
+                self.read_body(params, answer);
             }
         }
     }
 
-    async fn read_body(&mut self, params: &Value) {
-        let Some(request_id) = params["requestId"].as_str() else {
-            return;
-        };
+    fn read_body(&mut self, params: &Value, answer: Option<Value>) {
         let url = params["response"]["url"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let Ok(answer) = self
-            .try_cdp(
-                "Network.getResponseBody",
-                json!({ "requestId": request_id }),
-            )
-            .await
-        else {
+        let Some(answer) = answer else {
             // Only an empty answer has no body. Chromium's own pages aside,
             // and the favicon: Chromium fetches it for its tab strip, not
             // for the page, and may drop its body early.
             let status = params["response"]["status"].as_u64().unwrap_or_default();
             let page_resource = url.starts_with("http") && !url.ends_with("/favicon.ico");
             if page_resource && !matches!(status, 204 | 304) {
-                self.network.unread.push(format!("{status} {url}"));
+                self.unread.push(format!("{status} {url}"));
             }
             return;
         };
@@ -88,7 +85,7 @@ impl Browser {
         } else {
             body.to_owned()
         };
-        self.network.received.push(format!("{url}\n{body}"));
-        self.network.bodies.insert(url);
+        self.received.push(format!("{url}\n{body}"));
+        self.bodies.insert(url);
     }
 }
