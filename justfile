@@ -1,6 +1,8 @@
 # The project's commands. `just --list` shows them all.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
+# Recipe arguments reach commands as they were typed ("$@"), quotes and all.
+set positional-arguments := true
 
 # List the recipes.
 default:
@@ -12,20 +14,25 @@ up:
 
 # The mock IdP alone on :9000.
 idp *ARGS:
-    cargo run -p mock-idp -- {{ARGS}}
+    cargo run -p mock-idp -- "$@"
 
 # The API alone on :4000.
 api *ARGS:
-    cargo run -p api -- {{ARGS}}
+    cargo run -p api -- "$@"
 
 # The BFF alone on :3000.
 bff *ARGS:
-    cargo run -p bff -- {{ARGS}}
+    cargo run -p bff -- "$@"
 
 # Every test of the workspace. The browser tests need Chromium, chromedriver
 # and axe-core; without them they pass as skipped, and the last line says so.
 test: && _browser-notice
     cargo test --workspace --all-targets
+
+# Rewrites the README's provider matrix from the tests that produce it.
+matrix:
+    UPDATE_README_MATRIX=1 cargo test -p bff --test it providers::the_readme_shows_the_tested_matrix
+    cargo test -p bff --test it providers
 
 # Says plainly when the browser tests were skipped, and how to run them.
 _browser-notice:

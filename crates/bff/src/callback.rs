@@ -227,7 +227,7 @@ async fn exchange(
     verifier: String,
 ) -> Result<CoreTokenResponse, CallbackError> {
     let provider = state.provider.get();
-    let request = provider
+    let mut request = provider
         .client
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|e| {
@@ -235,6 +235,13 @@ async fn exchange(
             CallbackError::ProviderUnavailable
         })?
         .set_pkce_verifier(PkceCodeVerifier::new(verifier));
+    let credentials = state.token_request_params(&provider).map_err(|e| {
+        tracing::error!(error = %e, "could not sign the client assertion");
+        CallbackError::ProviderUnavailable
+    })?;
+    for (name, value) in credentials {
+        request = request.add_extra_param(name, value);
+    }
     request
         .request_async(&state.http)
         .await

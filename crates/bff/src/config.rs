@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+/// The `bff` command line: a subcommand (serving by default) and the options.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
     name = "bff",
@@ -15,65 +16,138 @@ use std::net::IpAddr;
     about = "Backend-for-frontend: the OAuth client of the Authorization Code + PKCE flow",
     args_override_self = true
 )]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Serve the BFF (the default).
+    Serve,
+    /// Print the public JWK of --client-key-file, to register at the
+    /// provider for private_key_jwt.
+    ClientJwk,
+}
+
+/// Every option, also after a subcommand (`global`).
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "bff", args_override_self = true)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "BFF_BIND", default_value = "127.0.0.1")]
+    #[arg(long, global = true, env = "BFF_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
     /// Port to listen on (0 picks a free one).
-    #[arg(long, env = "BFF_PORT", default_value_t = 3000)]
+    #[arg(long, global = true, env = "BFF_PORT", default_value_t = 3000)]
     pub port: u16,
     /// The URL the browser uses to reach this BFF.
-    #[arg(long, env = "BFF_PUBLIC_URL", default_value = "http://localhost:3000")]
+    #[arg(
+        long,
+        global = true,
+        env = "BFF_PUBLIC_URL",
+        default_value = "http://localhost:3000"
+    )]
     pub public_url: String,
     /// The OpenID Provider's issuer URL (discovery is fetched from it).
     #[arg(
         long,
+        global = true,
         env = "BFF_ISSUER",
         default_value = "http://localhost:9000/oauth2/default"
     )]
     pub issuer: String,
     /// This client's id at the provider.
-    #[arg(long, env = "BFF_CLIENT_ID", default_value = "bff-demo")]
+    #[arg(long, global = true, env = "BFF_CLIENT_ID", default_value = "bff-demo")]
     pub client_id: String,
-    /// This client's secret at the provider (sent with HTTP Basic).
+    /// This client's secret at the provider (for client_secret_basic and
+    /// client_secret_post).
     #[arg(
         long,
+        global = true,
         env = "BFF_CLIENT_SECRET",
         default_value = "bff-demo-secret",
         hide_default_value = true,
         hide_env_values = true
     )]
     pub client_secret: Secret,
+    /// How the BFF authenticates at the provider's token and revocation
+    /// endpoints: client_secret_basic, client_secret_post, or
+    /// private_key_jwt (RFC 7523, with --client-key-file).
+    #[arg(long, global = true, env = "BFF_CLIENT_AUTH_METHOD", default_value = "client_secret_basic", value_parser = ["client_secret_basic", "client_secret_post", "private_key_jwt"])]
+    pub client_auth_method: String,
+    /// For private_key_jwt: the BFF's private key, PEM (PKCS#8 RSA, or EC
+    /// P-256). Register its public half at the provider
+    /// (`bff client-jwk` prints it).
+    #[arg(long, global = true, env = "BFF_CLIENT_KEY_FILE")]
+    pub client_key_file: Option<std::path::PathBuf>,
+    /// For private_key_jwt: the `kid` the provider knows the key by.
+    /// Default: the key's RFC 7638 thumbprint.
+    #[arg(long, global = true, env = "BFF_CLIENT_KEY_ID")]
+    pub client_key_id: Option<String>,
+    /// For private_key_jwt: the algorithm the key signs with: RS256 or
+    /// PS256 for an RSA key (Entra ID asks for PS256), ES256 for P-256.
+    /// Default: RS256 or ES256, by the key.
+    #[arg(long, global = true, env = "BFF_CLIENT_KEY_ALG", value_parser = ["RS256", "PS256", "ES256"])]
+    pub client_key_alg: Option<String>,
+    /// For private_key_jwt: what the assertion names as its audience:
+    /// `token_endpoint` (Okta, Entra ID, Keycloak, node-oidc-provider) or
+    /// `issuer` (Auth0, which wants its tenant URL).
+    #[arg(long, global = true, env = "BFF_CLIENT_ASSERTION_AUDIENCE", default_value = "token_endpoint", value_parser = ["token_endpoint", "issuer"])]
+    pub client_assertion_audience: String,
+    /// For private_key_jwt at a provider that registers certificates
+    /// (Entra ID): the key's certificate, PEM; its SHA-256 thumbprint goes in
+    /// the assertion's `x5t#S256` header.
+    #[arg(long, global = true, env = "BFF_CLIENT_CERTIFICATE_FILE")]
+    pub client_certificate_file: Option<std::path::PathBuf>,
     /// The redirect URI registered at the provider. Default: {public_url}/bff/callback
-    #[arg(long, env = "BFF_REDIRECT_URI")]
+    #[arg(long, global = true, env = "BFF_REDIRECT_URI")]
     pub redirect_uri: Option<String>,
     /// Where the provider sends the browser after logout. Default: {public_url}/
-    #[arg(long, env = "BFF_POST_LOGOUT_REDIRECT_URI")]
+    #[arg(long, global = true, env = "BFF_POST_LOGOUT_REDIRECT_URI")]
     pub post_logout_redirect_uri: Option<String>,
     /// Scopes to ask for, space-separated.
     #[arg(
         long,
+        global = true,
         env = "BFF_SCOPES",
         default_value = "openid profile email offline_access notes:read notes:write"
     )]
     pub scopes: String,
     /// Extra authorization request parameters some providers need, as
     /// `name=value` (repeatable; e.g. `audience=api://default`).
-    #[arg(long = "authorize-param", env = "BFF_AUTHORIZE_PARAMS", value_delimiter = ',', value_parser = parse_param)]
+    #[arg(long = "authorize-param", global = true, env = "BFF_AUTHORIZE_PARAMS", value_delimiter = ',', value_parser = parse_param)]
     pub authorize_params: Vec<(String, String)>,
+    /// Extra refresh request parameters some providers need, as
+    /// `name=value` (repeatable; e.g. `scope=openid offline_access
+    /// api://notes/notes.read` for Entra ID).
+    #[arg(long = "refresh-param", global = true, env = "BFF_REFRESH_PARAMS", value_delimiter = ',', value_parser = parse_param)]
+    pub refresh_params: Vec<(String, String)>,
     /// The API's base URL; `/bff/api/{path}` goes to `{api_url}/api/{path}`.
-    #[arg(long, env = "BFF_API_URL", default_value = "http://localhost:4000")]
+    #[arg(
+        long,
+        global = true,
+        env = "BFF_API_URL",
+        default_value = "http://localhost:4000"
+    )]
     pub api_url: String,
     /// Session store: `sqlite://path.db`, `memory`, or `redis://host:port`
     /// (several BFF instances share sessions through Redis).
     #[arg(
         long,
+        global = true,
         env = "BFF_SESSION_STORE",
         default_value = "sqlite://data/bff-sessions.db"
     )]
     pub session_store: String,
     /// Key prefix of everything the BFF keeps in Redis.
-    #[arg(long, env = "BFF_REDIS_KEY_PREFIX", default_value = "bff:")]
+    #[arg(
+        long,
+        global = true,
+        env = "BFF_REDIS_KEY_PREFIX",
+        default_value = "bff:"
+    )]
     pub redis_key_prefix: String,
     /// Keys that seal the session store (tokens and PKCE verifiers are
     /// encrypted at rest): 32 random bytes each, base64url, comma-separated,
@@ -82,6 +156,7 @@ pub struct Config {
     /// same keys. Default: the key in --session-key-file.
     #[arg(
         long,
+        global = true,
         env = "BFF_SESSION_KEYS",
         value_delimiter = ',',
         hide_env_values = true,
@@ -93,31 +168,52 @@ pub struct Config {
     /// (made, with a random key, when missing; not for the memory store).
     #[arg(
         long,
+        global = true,
         env = "BFF_SESSION_KEY_FILE",
         default_value = "data/bff-session.key"
     )]
     pub session_key_file: std::path::PathBuf,
     /// A session unused this long ends (seconds).
-    #[arg(long, env = "BFF_SESSION_IDLE_SECONDS", default_value_t = 1800)]
+    #[arg(
+        long,
+        global = true,
+        env = "BFF_SESSION_IDLE_SECONDS",
+        default_value_t = 1800
+    )]
     pub session_idle_seconds: i64,
     /// A session ends this long after sign-in, used or not (seconds).
-    #[arg(long, env = "BFF_SESSION_ABSOLUTE_SECONDS", default_value_t = 28800)]
+    #[arg(
+        long,
+        global = true,
+        env = "BFF_SESSION_ABSOLUTE_SECONDS",
+        default_value_t = 28800
+    )]
     pub session_absolute_seconds: i64,
     /// Clock difference tolerated with the provider, in seconds (an ID token
     /// issued up to this far in the future; a logout token likewise).
-    #[arg(long, env = "BFF_CLOCK_SKEW_SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        global = true,
+        env = "BFF_CLOCK_SKEW_SECONDS",
+        default_value_t = 60
+    )]
     pub clock_skew_seconds: i64,
     /// How old an ID token may be when it arrives, in seconds. Entra ID
     /// back-dates `iat` by five minutes, so the default admits ten.
-    #[arg(long, env = "BFF_ID_TOKEN_MAX_AGE_SECONDS", default_value_t = 600)]
+    #[arg(
+        long,
+        global = true,
+        env = "BFF_ID_TOKEN_MAX_AGE_SECONDS",
+        default_value_t = 600
+    )]
     pub id_token_max_age_seconds: i64,
     /// How the browser is sent to the provider's end_session_endpoint:
     /// `post`, an auto-submitted form (the ID token stays out of URLs,
     /// history and logs), or `get` for providers that accept only that.
-    #[arg(long, env = "BFF_LOGOUT_METHOD", default_value = "post", value_parser = ["post", "get"])]
+    #[arg(long, global = true, env = "BFF_LOGOUT_METHOD", default_value = "post", value_parser = ["post", "get"])]
     pub logout_method: String,
     /// Log format: `text` for people, `json` for machines.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
 

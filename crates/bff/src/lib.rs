@@ -19,6 +19,7 @@
 
 pub mod backchannel;
 pub mod callback;
+pub mod client_auth;
 pub mod config;
 pub mod csrf;
 pub mod id_token;
@@ -71,6 +72,35 @@ pub struct AppState {
     pub refreshes: Arc<refresh::InFlight>,
     /// What "now" is: the system's clock, or a test's.
     pub clock: Clock,
+    /// How the BFF proves it is the client.
+    pub client_auth: Arc<client_auth::ClientAuth>,
+}
+
+impl AppState {
+    /// What a token request carries beyond what the oauth2 client adds: the
+    /// client assertion under `private_key_jwt`, nothing otherwise.
+    pub fn token_request_params(
+        &self,
+        provider: &Provider,
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
+        self.client_auth.extra_params(
+            &self.config.client_id,
+            self.assertion_audience(provider),
+            self.clock.now(),
+        )
+    }
+
+    /// What a client assertion names as its audience
+    /// (`--client-assertion-audience`).
+    pub fn assertion_audience<'p>(&self, provider: &'p Provider) -> &'p str {
+        match self.config.client_assertion_audience.as_str() {
+            "issuer" => &provider.issuer,
+            _ => provider
+                .token_endpoint
+                .as_deref()
+                .unwrap_or(&provider.issuer),
+        }
+    }
 }
 
 /// Builds the whole BFF: discovery at the provider, the session store, the
@@ -94,6 +124,7 @@ pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
         store,
         refreshes: Arc::default(),
         clock,
+        client_auth: Arc::new(client_auth::ClientAuth::from_config(config)?),
     };
     Ok(router(state))
 }

@@ -116,27 +116,29 @@ async fn revoke(state: &AppState, refresh_token: &str) {
     let Some(endpoint) = &provider.extra.revocation_endpoint else {
         return;
     };
-    let result = state
-        .http
-        .post(endpoint)
-        .basic_auth(
-            form_encode(&state.config.client_id),
-            Some(form_encode(state.config.client_secret.expose())),
-        )
-        .form(&[
-            ("token", refresh_token),
-            ("token_type_hint", "refresh_token"),
-        ])
-        .send()
-        .await;
+    let mut form = vec![
+        ("token", refresh_token.to_owned()),
+        ("token_type_hint", "refresh_token".to_owned()),
+    ];
+    // RFC 7009 2.1: authenticated as at the token endpoint.
+    let audience = state.assertion_audience(&provider);
+    let request = state.client_auth.authenticate(
+        state.http.post(endpoint),
+        &mut form,
+        &state.config.client_id,
+        audience,
+        state.clock.now(),
+    );
+    let result = match request {
+        Ok(request) => request.form(&form).send().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not authenticate the revocation");
+            return;
+        }
+    };
     match result {
         Ok(r) if r.status().is_success() => tracing::info!("refresh token revoked"),
         Ok(r) => tracing::warn!(status = %r.status(), "refresh token revocation refused"),
         Err(e) => tracing::warn!(error = %e.without_url(), "refresh token revocation failed"),
     }
-}
-
-/// RFC 6749 2.3.1: Basic credentials are form-urlencoded first.
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

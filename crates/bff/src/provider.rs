@@ -28,7 +28,7 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::{client_auth::ClientAuth, config::Config};
 
 /// Discovery fields beyond OIDC Discovery 1.0's core set.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -78,6 +78,8 @@ pub struct Provider {
     pub extra: ExtraMetadata,
     /// The provider's JWKS, for logout tokens (`crate::backchannel`).
     pub keys: jsonwebtoken::jwk::JwkSet,
+    /// The token endpoint's URL, the audience of client assertions.
+    pub token_endpoint: Option<String>,
 }
 
 /// Algorithms an ID token may be signed with (openidconnect accepts only
@@ -109,6 +111,7 @@ impl Provider {
         let redirect = RedirectUrl::new(config.redirect_uri())
             .map_err(|e| anyhow::anyhow!("--redirect-uri {}: {e}", config.redirect_uri()))?;
         let extra = metadata.additional_metadata().clone();
+        let token_endpoint = metadata.token_endpoint().map(|url| url.to_string());
         let issuer = metadata.issuer().to_string();
         // The same JWKS, read by jsonwebtoken (keys it cannot read, such as
         // encryption keys, are left out).
@@ -121,17 +124,28 @@ impl Provider {
             .filter_map(|jwk| serde_json::from_value(jwk).ok())
             .collect();
         let keys = jsonwebtoken::jwk::JwkSet { keys };
+        let auth = ClientAuth::from_config(config)?;
+        let secret = auth
+            .secret()
+            .map(|secret| ClientSecret::new(secret.expose().to_owned()));
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(config.client_id.clone()),
-            Some(ClientSecret::new(config.client_secret.expose().to_owned())),
+            secret,
         )
-        .set_redirect_uri(redirect);
+        .set_redirect_uri(redirect)
+        // client_secret_post, and the client_id a private_key_jwt
+        // request carries beside its assertion.
+        .set_auth_type(match auth {
+            ClientAuth::SecretBasic(_) => oauth2::AuthType::BasicAuth,
+            _ => oauth2::AuthType::RequestBody,
+        });
         Ok(Provider {
             client,
             issuer,
             extra,
             keys,
+            token_endpoint,
         })
     }
 

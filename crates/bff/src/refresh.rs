@@ -179,10 +179,19 @@ async fn refresh_and_store(state: &AppState, signed_in: &mut SignedIn) -> Result
 async fn grant(state: &AppState, refresh_token: String) -> Result<CoreTokenResponse, RefreshError> {
     let provider = state.provider.get();
     let refresh_token = RefreshToken::new(refresh_token);
-    let request = provider
+    let mut request = provider
         .client
         .exchange_refresh_token(&refresh_token)
         .map_err(|e| RefreshError::Unavailable(e.to_string()))?;
+    let credentials = state
+        .token_request_params(&provider)
+        .map_err(|e| RefreshError::Unavailable(e.to_string()))?;
+    // `--refresh-param`: what a provider needs on a refresh (Entra ID: the
+    // scope again).
+    let extra = (state.config.refresh_params.iter()).map(|(k, v)| (k.as_str(), v.clone()));
+    for (name, value) in credentials.into_iter().chain(extra) {
+        request = request.add_extra_param(name, value);
+    }
     request
         .request_async(&state.http)
         .await

@@ -41,6 +41,8 @@ pub struct AuthRequest {
     pub challenge: CodeChallenge,
     pub prompt: Prompt,
     pub max_age: Option<i64>,
+    /// `access_type=offline`: Google's way of asking for a refresh token.
+    pub offline: bool,
 }
 
 /// Why a request was refused.
@@ -199,6 +201,7 @@ impl AuthRequest {
             challenge,
             prompt,
             max_age,
+            offline: form.get("access_type") == Some("offline"),
         })
     }
 

@@ -210,6 +210,7 @@ async fn issue_code(
             sub: session.sub.clone(),
             auth_time: session.auth_time,
             sid: session.sid.clone(),
+            offline: request.offline,
         },
         state.clock.now(),
     );
@@ -235,6 +236,7 @@ mod tests {
             .expect("a challenge"),
             prompt,
             max_age,
+            offline: false,
         }
     }
 

@@ -31,6 +31,10 @@ struct LogoutClaims<'a> {
 /// Signs a logout token for each client of the ended session `sid` that
 /// has a back-channel logout URI, and delivers it in the background.
 pub fn notify(state: &AppState, sid: &str, sub: &str, client_ids: &[String]) {
+    // Not every provider has back-channel logout ([`crate::profile`]).
+    if !state.settings.profile.sends_backchannel_logout() {
+        return;
+    }
     for client_id in client_ids {
         let Some(uri) = state
             .clients

@@ -1,21 +1,14 @@
-//! Registered clients, their redirect URIs, and client authentication at the
-//! token, revocation and introspection endpoints.
+//! Registered clients: their redirect URIs, scopes, grants and how each
+//! authenticates (checked in [`crate::client_auth`]).
 //!
-//! - RFC 6749 2.3.1: `client_secret_basic` (HTTP Basic, each part
-//!   form-urlencoded) and `client_secret_post`; a client uses one method only.
-//! - RFC 6749 2.1 / RFC 8252: public clients (`none`) prove nothing but their
-//!   `client_id`; PKCE is what protects their codes.
 //! - RFC 9700 2.1 / 4.1.3: redirect URIs are compared by exact string match.
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
-use axum::http::{HeaderMap, header};
-use base64::{Engine, engine::general_purpose::STANDARD};
+use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-use crate::form::Form;
 
 /// How a client authenticates at the token endpoint (RFC 7591 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -23,6 +16,8 @@ use crate::form::Form;
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 2.2 / OIDC Core 9: a JWT signed with the client's own key.
+    PrivateKeyJwt,
     None,
 }
 
@@ -31,6 +26,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -96,6 +92,8 @@ pub struct Client {
     pub client_uri: Option<String>,
     secret_digest: Option<[u8; 32]>,
     pub auth_method: AuthMethod,
+    /// The public keys of a `private_key_jwt` client.
+    pub jwks: Option<JwkSet>,
     pub redirect_uris: Vec<RedirectUri>,
     pub post_logout_redirect_uris: Vec<RedirectUri>,
     pub backchannel_logout_uri: Option<String>,
@@ -129,7 +127,7 @@ impl Client {
 
     /// Compares secrets in constant time; comparing their digests also hides
     /// the length of the real secret.
-    fn secret_matches(&self, presented: &str) -> bool {
+    pub fn secret_matches(&self, presented: &str) -> bool {
         match &self.secret_digest {
             Some(expected) => bool::from(expected.ct_eq(&digest(presented))),
             None => false,
@@ -156,6 +154,7 @@ impl Clients {
                     client_uri: c.client_uri.clone(),
                     secret_digest: c.client_secret.as_deref().map(digest),
                     auth_method: c.token_endpoint_auth_method,
+                    jwks: c.jwks.clone(),
                     redirect_uris: c.redirect_uris.clone(),
                     post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
                     backchannel_logout_uri: c.backchannel_logout_uri.clone(),
@@ -178,103 +177,6 @@ impl Clients {
     pub fn iter(&self) -> impl Iterator<Item = &Client> {
         self.0.values()
     }
-
-    /// Authenticates the client of a back-channel request (token, revoke,
-    /// introspect) from its headers and form, by the one method it
-    /// registered.
-    pub fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        form: &Form,
-    ) -> Result<&Client, ClientAuthError> {
-        let basic = basic_credentials(headers)?;
-        let form_secret = form.get("client_secret");
-        // RFC 6749 2.3: a client MUST NOT use more than one method per request.
-        if basic.is_some() && form_secret.is_some() {
-            return Err(ClientAuthError::Malformed(
-                "use one client authentication method, not two",
-            ));
-        }
-        let (client_id, secret, method) = match (&basic, form_secret) {
-            (Some((id, secret)), _) => {
-                // A client_id in the body too must name the same client.
-                if form.get("client_id").is_some_and(|f| f != id) {
-                    return Err(ClientAuthError::Malformed("client_id does not match"));
-                }
-                (
-                    id.as_str(),
-                    Some(secret.as_str()),
-                    AuthMethod::ClientSecretBasic,
-                )
-            }
-            (None, Some(secret)) => {
-                let id = form
-                    .get("client_id")
-                    .ok_or(ClientAuthError::Malformed("client_id is missing"))?;
-                (id, Some(secret), AuthMethod::ClientSecretPost)
-            }
-            (None, None) => {
-                let id = form
-                    .get("client_id")
-                    .ok_or(ClientAuthError::Unauthenticated)?;
-                (id, None, AuthMethod::None)
-            }
-        };
-        let client = self.get(client_id).ok_or(ClientAuthError::Failed)?;
-        // Only the method the client registered is accepted.
-        if client.auth_method != method {
-            return Err(ClientAuthError::Failed);
-        }
-        if let Some(secret) = secret
-            && !client.secret_matches(secret)
-        {
-            return Err(ClientAuthError::Failed);
-        }
-        Ok(client)
-    }
-}
-
-/// Why a client could not be authenticated.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientAuthError {
-    #[error("{0}")]
-    Malformed(&'static str),
-    #[error("client authentication is required")]
-    Unauthenticated,
-    #[error("client authentication failed")]
-    Failed,
-}
-
-/// RFC 6749 2.3.1: `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
-/// A header that is there but not that is a failed authentication
-/// (RFC 6749 5.2: `invalid_client`, "unsupported authentication method").
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ClientAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    parse_basic(value.as_bytes())
-        .map(Some)
-        .ok_or(ClientAuthError::Failed)
-}
-
-fn parse_basic(value: &[u8]) -> Option<(String, String)> {
-    let value = std::str::from_utf8(value).ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    Some((form_decode(id)?, form_decode(secret)?))
-}
-
-/// `application/x-www-form-urlencoded` decoding of one value: `+` is a
-/// space, `%XX` a byte; nothing else is special (a raw `&` stays).
-fn form_decode(value: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(&value.replace('+', " "))
-        .decode_utf8()
-        .ok()
-        .map(|v| v.into_owned())
 }
 
 /// No `Debug`: it holds the client secret.
@@ -290,6 +192,10 @@ pub struct ClientConfig {
     #[serde(default)]
     pub client_secret: Option<String>,
     pub token_endpoint_auth_method: AuthMethod,
+    /// The public keys of a `private_key_jwt` client, as a JWK Set
+    /// (`jwks = { keys = [{ kty = "RSA", kid = "…", n = "…", e = "AQAB" }] }`).
+    #[serde(default)]
+    pub jwks: Option<JwkSet>,
     pub redirect_uris: Vec<RedirectUri>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<RedirectUri>,
@@ -338,10 +244,19 @@ impl ClientConfig {
 
     pub fn check(&self) -> anyhow::Result<()> {
         let id = &self.client_id;
-        let needs_secret = self.token_endpoint_auth_method != AuthMethod::None;
+        let method = self.token_endpoint_auth_method;
+        let needs_secret = matches!(
+            method,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        );
         if needs_secret != self.client_secret.is_some() {
             anyhow::bail!(
-                "config file: client {id}: client_secret must be set exactly when token_endpoint_auth_method is not \"none\""
+                "config file: client {id}: client_secret must be set exactly when token_endpoint_auth_method is client_secret_basic or client_secret_post"
+            );
+        }
+        if (method == AuthMethod::PrivateKeyJwt) != self.jwks.is_some() {
+            anyhow::bail!(
+                "config file: client {id}: jwks must be set exactly when token_endpoint_auth_method is private_key_jwt"
             );
         }
         if self.redirect_uris.is_empty() {
@@ -353,7 +268,7 @@ impl ClientConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::{RedirectUri, parse_basic};
+    use super::RedirectUri;
 
     #[test]
     fn plain_http_redirect_uris_only_for_loopback_rfc9700_2_6() {
@@ -373,17 +288,5 @@ mod tests {
         ] {
             assert!(RedirectUri::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded_rfc6749_2_3_1() {
-        use base64::{Engine, engine::general_purpose::STANDARD};
-        let header = format!("Basic {}", STANDARD.encode("my%20app:s%26cret+x&y"));
-        assert_eq!(
-            parse_basic(header.as_bytes()),
-            Some(("my app".to_owned(), "s&cret x&y".to_owned()))
-        );
-        assert_eq!(parse_basic(b"Bearer abc"), None);
-        assert_eq!(parse_basic(b"Basic !!!"), None);
     }
 }

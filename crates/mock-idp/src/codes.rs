@@ -32,6 +32,8 @@ pub struct Grant {
     pub sub: String,
     pub auth_time: i64,
     pub sid: String,
+    /// Asked with `access_type=offline` (Google's refresh tokens).
+    pub offline: bool,
 }
 
 /// Identifiers of the tokens a code is (or was) exchanged for.
@@ -188,6 +190,7 @@ mod tests {
             sub: "sub".into(),
             auth_time: 0,
             sid: "sid".into(),
+            offline: false,
         }
     }
 

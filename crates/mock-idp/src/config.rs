@@ -9,7 +9,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 use serde::Deserialize;
 
-use crate::{clients::ClientConfig, throttle};
+use crate::{clients::ClientConfig, profile::Profile, throttle};
 
 /// The built-in configuration file.
 pub const DEFAULT_SETTINGS: &str = include_str!("../config/default.toml");
@@ -54,9 +54,15 @@ pub struct Config {
     #[arg(long, global = true, env = "IDP_PORT", default_value_t = 9000)]
     pub port: u16,
     /// Issuer URL. Paths of every endpoint hang below it, as in Okta.
-    /// Default: http://localhost:{port}/oauth2/default
+    /// Default: http://localhost:{port} and the profile's path
+    /// (/oauth2/default for plain and okta).
     #[arg(long, global = true, env = "IDP_ISSUER")]
     pub issuer: Option<String>,
+    /// The provider to imitate where providers differ: plain (the
+    /// specifications, shaped like Okta), okta, entra, auth0, keycloak or
+    /// google. Default: the config file's `profile`, else plain.
+    #[arg(long, global = true, env = "IDP_PROFILE", value_enum)]
+    pub profile: Option<Profile>,
     /// TOML file of users, clients and token lifetimes (default: the built-in
     /// demo configuration).
     #[arg(long, global = true, env = "IDP_CONFIG")]
@@ -79,10 +85,10 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn issuer(&self, port: u16) -> String {
+    pub fn issuer(&self, port: u16, profile: Profile) -> String {
         self.issuer
             .clone()
-            .unwrap_or_else(|| format!("http://localhost:{port}/oauth2/default"))
+            .unwrap_or_else(|| profile.issuer(&format!("http://localhost:{port}")))
     }
 
     /// Reads and checks the settings file (or the built-in one).
@@ -92,7 +98,11 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("--config {}: cannot read: {e}", path.display()))?,
             None => DEFAULT_SETTINGS.to_owned(),
         };
-        Settings::parse(&text)
+        let mut settings = Settings::parse(&text)?;
+        if let Some(profile) = self.profile {
+            settings.profile = profile;
+        }
+        Ok(settings)
     }
 }
 
@@ -100,6 +110,9 @@ impl Config {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// The provider the IdP imitates (`--profile` overrides it).
+    #[serde(default)]
+    pub profile: Profile,
     #[serde(default)]
     pub tokens: Lifetimes,
     /// How many sign-in attempts an account and an address get.

@@ -38,7 +38,7 @@ pub async fn introspect(
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value, TokenError> {
     let form = Form::read_body(headers, body)?;
-    let client = state.clients.authenticate(headers, &form)?;
+    let client = crate::client_auth::authenticate(state, headers, &form)?;
     if client.auth_method == AuthMethod::None {
         return Err(TokenError::InvalidClient);
     }

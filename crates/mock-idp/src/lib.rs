@@ -10,6 +10,7 @@
 pub mod auth_request;
 pub mod authorize;
 pub mod backchannel;
+pub mod client_auth;
 pub mod clients;
 pub mod codes;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod pages;
 pub mod passwords;
 pub mod paths;
 pub mod pkce;
+pub mod profile;
 pub mod refresh;
 pub mod revoke;
 pub mod secret;
@@ -75,6 +77,11 @@ pub struct AppState {
     pub clock: Clock,
     /// For back-channel logout deliveries.
     pub http: reqwest::Client,
+    /// Client assertions (`private_key_jwt`) already used.
+    pub assertions: client_auth::SeenAssertions,
+    /// Signs what only this IdP reads (the Keycloak profile's refresh
+    /// tokens); made at start, never published.
+    pub internal_key: Arc<[u8]>,
 }
 
 impl AppState {
@@ -87,7 +94,6 @@ impl AppState {
         signing_alg: &str,
         clock: Clock,
     ) -> anyhow::Result<AppState> {
-        let issuer = issuer.trim_end_matches('/').to_owned();
         url::Url::parse(&issuer).map_err(|e| anyhow::anyhow!("--issuer {issuer}: {e}"))?;
         let store = Store::open(database_url).await?;
         for user in &settings.users {
@@ -101,6 +107,7 @@ impl AppState {
                         given_name: user.given_name.clone(),
                         family_name: user.family_name.clone(),
                         email_verified: true,
+                        updated_at: clock.now(),
                     },
                     clock.now(),
                 )
@@ -144,7 +151,15 @@ impl AppState {
             hasher: Hasher::per_core(),
             clock,
             http,
+            assertions: client_auth::SeenAssertions::default(),
+            internal_key: secret::random_token().into_bytes().into(),
         })
+    }
+
+    /// The URL of an endpoint below the issuer (whose own URL may end in a
+    /// slash, as Auth0's does).
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer.trim_end_matches('/'))
     }
 
     /// Adds a new signing key and makes it the active one.
@@ -237,7 +252,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             )
         })?;
     let port = listener.local_addr()?.port();
-    let issuer = config.issuer(port);
+    let issuer = config.issuer(port, settings.profile);
     let state = AppState::new(
         issuer.clone(),
         settings,
@@ -247,7 +262,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     tokio::spawn(prune_forever(state.clone()));
-    tracing::info!(%issuer, "mock IdP listening on http://{}:{port}", config.bind);
+    let profile = state.settings.profile.name();
+    tracing::info!(%issuer, profile, "mock IdP listening on http://{}:{port}", config.bind);
     let store = state.store.clone();
     // The client's address reaches the handlers (the sign-in throttle).
     let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -115,6 +115,11 @@ pub async fn logout(
                 })?,
         ),
     };
+    if hint.is_none() && state.settings.profile.logout_needs_id_token_hint() {
+        return Err(invalid(
+            "id_token_hint is required: sign out from the application.",
+        ));
+    }
     let client_id = match (&hint, form.get("client_id")) {
         (Some(hint), Some(id)) if id != hint.aud => {
             return Err(invalid("client_id does not match the id_token_hint."));

@@ -35,7 +35,7 @@ fn hash_password() -> anyhow::Result<()> {
 async fn rotate_keys(config: mock_idp::Config) -> anyhow::Result<()> {
     let settings = config.settings()?;
     let state = mock_idp::AppState::new(
-        config.issuer(config.port),
+        config.issuer(config.port, settings.profile),
         settings,
         &config.database_url,
         &config.signing_alg,

@@ -1,7 +1,8 @@
 //! The `refresh_token` grant at `POST /v1/token` (RFC 6749 6), with rotation
 //! and reuse detection (RFC 9700 4.14.2): every use of a refresh token
 //! returns a new one, and a rotated token presented again revokes its whole
-//! family, access tokens included.
+//! family, access tokens included. (A provider profile may rotate without
+//! reuse detection, or not rotate: [`crate::profile::Rotation`].)
 //!
 //! Every check of a request is in [`check`], top to bottom, in the order of
 //! RFC 6749 6 and 10.4; it takes the stored token, the client, the asked
@@ -20,10 +21,11 @@ use crate::{
     AppState,
     clients::Client,
     form::Form,
+    profile::Rotation,
     secret,
     store::RefreshToken,
     token_error::TokenError,
-    tokens::{Family, Subject, TokenResponse, mint},
+    tokens::{Family, Refresh, Subject, TokenResponse, mint},
 };
 
 /// What a valid refresh request may get.
@@ -98,13 +100,22 @@ pub async fn grant(
         .refresh_token(&hash)
         .await?
         .ok_or(TokenError::InvalidGrant("the refresh token is invalid"))?;
+    let profile = state.settings.profile;
+    if profile.refresh_needs_scope() && form.get("scope").is_none() {
+        return Err(TokenError::InvalidRequest(
+            "AADSTS90023: the scope parameter is not specified".into(),
+        ));
+    }
     let (scopes, granted) = match check(&stored, client, form.get("scope"), now)? {
         Checked::Rotate { scopes, granted } => (scopes, granted),
         Checked::Reused => return reused(state, &hash, &stored.family_id).await,
     };
+    let rotation = profile.rotation();
+    let detects_reuse = rotation == Rotation::WithReuseDetection;
     // Within a grace period, a request racing this one waits for its answer.
     let grace = state.settings.tokens.refresh_token_reuse_grace_seconds as i64;
     let claim = match grace {
+        _ if !detects_reuse => None,
         0 => None,
         _ => match state.rotations.claim(&hash, now + grace, now) {
             Some(claim) => Some(claim),
@@ -112,10 +123,15 @@ pub async fn grant(
         },
     };
     // One rotation per token, even under a race.
-    if !state.store.mark_rotated(&hash, now).await? {
+    if detects_reuse && !state.store.mark_rotated(&hash, now).await? {
         drop(claim); // rotated elsewhere: nobody may wait for our answer
         return reused(state, &hash, &stored.family_id).await;
     }
+    let refresh = match rotation {
+        Rotation::WithReuseDetection | Rotation::WithoutReuseDetection => Refresh::New,
+        Rotation::SameToken => Refresh::Same(token.to_owned()),
+        Rotation::Omitted => Refresh::None,
+    };
     let user = state
         .store
         .user_by_sub(&stored.sub)
@@ -131,6 +147,7 @@ pub async fn grant(
             auth_time: stored.auth_time,
             sid: stored.sid.as_deref(),
             nonce: None,
+            refresh,
         },
         &secret::random_id(),
         &Family {
@@ -143,11 +160,12 @@ pub async fn grant(
     // before the new refresh token was stored; revoke it too, now that it is.
     // (The reuse revokes this very token first, so one of the two requests
     // always sees the other.)
-    if state
-        .store
-        .refresh_token(&hash)
-        .await?
-        .is_some_and(|t| t.revoked)
+    if detects_reuse
+        && state
+            .store
+            .refresh_token(&hash)
+            .await?
+            .is_some_and(|t| t.revoked)
     {
         tracing::warn!("refresh token reused during its rotation; revoking its family");
         state.store.revoke_family(&stored.family_id).await?;
@@ -186,9 +204,9 @@ async fn reused(
 /// The first request claims the rotation before it starts; one that races
 /// it waits for that answer rather than taking the token for stolen.
 #[derive(Clone, Default)]
-pub struct RecentRotations(Arc<Mutex<HashMap<String, Rotation>>>);
+pub struct RecentRotations(Arc<Mutex<HashMap<String, Rotated>>>);
 
-struct Rotation {
+struct Rotated {
     answer: watch::Receiver<Option<TokenResponse>>,
     /// End of the grace period (Unix seconds).
     until: i64,
@@ -207,7 +225,7 @@ impl Claim {
 const WAIT_FOR_ROTATION: Duration = Duration::from_secs(5);
 
 impl RecentRotations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rotation>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rotated>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -219,7 +237,7 @@ impl RecentRotations {
             return None;
         }
         let (sender, answer) = watch::channel(None);
-        map.insert(token_hash.to_owned(), Rotation { answer, until });
+        map.insert(token_hash.to_owned(), Rotated { answer, until });
         Some(Claim(sender))
     }
 

@@ -32,7 +32,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), TokenError> {
     let form = Form::read_body(headers, body)?;
-    let client = state.clients.authenticate(headers, &form)?;
+    let client = crate::client_auth::authenticate(state, headers, &form)?;
     let token = form
         .get("token")
         .ok_or_else(|| TokenError::InvalidRequest("token is missing".into()))?;

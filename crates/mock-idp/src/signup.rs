@@ -151,6 +151,7 @@ pub async fn submit(
         // Nobody checked that this address is theirs.
         email_verified: false,
         name,
+        updated_at: state.clock.now(),
     };
     match state.store.insert_user(&user, state.clock.now()).await {
         Ok(()) => {}

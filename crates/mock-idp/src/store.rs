@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS users (
     given_name TEXT,
     family_name TEXT,
     email_verified INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS consents (
     sub TEXT NOT NULL,
@@ -100,6 +101,9 @@ pub struct User {
     /// Whether the IdP knows the email address is the user's: true for the
     /// configured users, false for self-registered ones (nobody checked).
     pub email_verified: bool,
+    /// When the profile (name, email verification) last changed, Unix
+    /// seconds (OIDC Core 5.1 `updated_at`).
+    pub updated_at: i64,
 }
 
 /// A signing key as stored.
@@ -151,6 +155,29 @@ pub enum StoreError {
     UsernameTaken,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// A column added since a database was made: added to it, empty.
+async fn add_column_if_missing(
+    pool: &SqlitePool,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> anyhow::Result<()> {
+    let present: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?")
+            .bind(table)
+            .bind(column)
+            .fetch_one(pool)
+            .await?;
+    if present == 0 {
+        sqlx::raw_sql(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        ))
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
 }
 
 /// A database from before usernames were unique whatever their letter case
@@ -206,6 +233,7 @@ impl Store {
         .await
         .map_err(|e| anyhow::anyhow!("--database-url {url}: {e}"))?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        add_column_if_missing(&pool, "users", "updated_at", "INTEGER").await?;
         refuse_case_twins(&pool, url).await?;
         sqlx::query(ONE_ACCOUNT_PER_ADDRESS).execute(&pool).await?;
         Ok(Store { pool })
@@ -225,9 +253,18 @@ impl Store {
     pub async fn upsert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE users SET sub = ?, username = ?, password_hash = ?, name = ?, given_name = ?,
-                 family_name = ?, email_verified = ? WHERE username = ? COLLATE NOCASE",
+            "UPDATE users SET
+                 updated_at = CASE WHEN name IS ? AND given_name IS ? AND family_name IS ?
+                     AND email_verified = ? THEN updated_at ELSE ? END,
+                 sub = ?, username = ?, password_hash = ?, name = ?, given_name = ?,
+                 family_name = ?, email_verified = ?
+             WHERE username = ? COLLATE NOCASE",
         )
+        .bind(&user.name)
+        .bind(&user.given_name)
+        .bind(&user.family_name)
+        .bind(user.email_verified)
+        .bind(user.updated_at)
         .bind(&user.sub)
         .bind(&user.username)
         .bind(&user.password_hash)
@@ -241,7 +278,7 @@ impl Store {
         if updated.rows_affected() == 0 {
             sqlx::query(
                 "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
-                     email_verified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&user.sub)
             .bind(&user.username)
@@ -251,6 +288,7 @@ impl Store {
             .bind(&user.family_name)
             .bind(user.email_verified)
             .bind(now)
+            .bind(user.updated_at)
             .execute(&mut *tx)
             .await?;
         }
@@ -267,7 +305,7 @@ impl Store {
     pub async fn insert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
-                 email_verified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT DO NOTHING",
         )
         .bind(&user.sub)
@@ -278,6 +316,7 @@ impl Store {
         .bind(&user.family_name)
         .bind(user.email_verified)
         .bind(now)
+        .bind(user.updated_at)
         .execute(&self.pool)
         .await?;
         if result.rows_affected() == 0 {
@@ -304,7 +343,8 @@ impl Store {
         collation: &str,
     ) -> Result<Option<User>, StoreError> {
         let sql = format!(
-            "SELECT sub, username, password_hash, name, given_name, family_name, email_verified
+            "SELECT sub, username, password_hash, name, given_name, family_name, email_verified,
+                 COALESCE(updated_at, created_at)
              FROM users WHERE {column} = ? {collation}"
         );
         let row = sqlx::query(&sql)
@@ -319,6 +359,7 @@ impl Store {
             given_name: r.get(4),
             family_name: r.get(5),
             email_verified: r.get::<i64, _>(6) != 0,
+            updated_at: r.get(7),
         }))
     }
 

@@ -26,7 +26,7 @@ use crate::{
     pkce::CodeVerifier,
     refresh,
     token_error::{TokenError, no_store},
-    tokens::{Family, Subject, TokenResponse, mint},
+    tokens::{Family, Refresh, Subject, TokenResponse, mint},
 };
 
 /// The token endpoint.
@@ -46,7 +46,7 @@ async fn handle(
     body: &[u8],
 ) -> Result<TokenResponse, TokenError> {
     let form = Form::read_body(headers, body)?;
-    let client = state.clients.authenticate(headers, &form)?;
+    let client = crate::client_auth::authenticate(state, headers, &form)?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| TokenError::InvalidRequest("grant_type is missing".into()))?;
@@ -157,6 +157,13 @@ async fn exchange_code(
         .ok_or(TokenError::InvalidGrant("the user no longer exists"))?;
 
     let family_expires_at = now + state.settings.tokens.refresh_token_absolute_seconds as i64;
+    // A refresh token for `offline_access` (OIDC Core 11); at Google, for
+    // `access_type=offline`.
+    let wants_refresh = if state.settings.profile.refresh_needs_access_type_offline() {
+        grant.offline
+    } else {
+        grant.scopes.iter().any(|s| s == "offline_access")
+    };
     let tokens = mint(
         state,
         &Subject {
@@ -167,6 +174,11 @@ async fn exchange_code(
             auth_time: grant.auth_time,
             sid: Some(&grant.sid),
             nonce: grant.nonce.as_deref(),
+            refresh: if wants_refresh {
+                Refresh::New
+            } else {
+                Refresh::None
+            },
         },
         &issued.access_jti,
         &Family {

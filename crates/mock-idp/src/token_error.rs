@@ -10,7 +10,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{clients::ClientAuthError, form::FormError, tokens::MintError};
+use crate::{client_auth::ClientAuthError, form::FormError, tokens::MintError};
 
 /// RFC 6749 5.2 errors (also used by revocation and introspection).
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,7 @@ use crate::{
     clients::Client,
     config::DEFAULT_AUDIENCE,
     keys::Expect,
+    profile::Profile,
     secret,
     store::{NewRefreshToken, StoreError, User},
 };
@@ -29,6 +30,8 @@ pub struct AccessClaims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: String,
     pub client_id: String,
     pub scope: String,
@@ -49,6 +52,8 @@ pub struct IdClaims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub auth_time: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -85,6 +90,18 @@ pub struct Subject<'a> {
     pub auth_time: i64,
     pub sid: Option<&'a str>,
     pub nonce: Option<&'a str>,
+    /// The refresh token that goes with the new access token.
+    pub refresh: Refresh,
+}
+
+/// The refresh token of a token response.
+pub enum Refresh {
+    /// A new one, in the family.
+    New,
+    /// The one the client used, handed back (no rotation).
+    Same(String),
+    /// None: not asked for, or the client keeps the one it has.
+    None,
 }
 
 /// The refresh token family the new tokens belong to.
@@ -107,6 +124,7 @@ pub enum MintError {
 pub fn user_claims<'s>(
     user: &User,
     scopes: impl IntoIterator<Item = &'s str>,
+    profile: Profile,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut claims = serde_json::Map::new();
     for scope in scopes {
@@ -120,6 +138,7 @@ pub fn user_claims<'s>(
                     claims.insert("family_name".into(), f.clone().into());
                 }
                 claims.insert("preferred_username".into(), user.username.clone().into());
+                claims.insert("updated_at".into(), updated_at(user.updated_at, profile));
             }
             "email" => {
                 claims.insert("email".into(), user.username.clone().into());
@@ -131,6 +150,18 @@ pub fn user_claims<'s>(
     claims
 }
 
+/// OIDC Core 5.1: seconds since the epoch; as an ISO 8601 string where the
+/// profile's provider sends one (Auth0).
+fn updated_at(unix: i64, profile: Profile) -> serde_json::Value {
+    if profile.updated_at_as_string() {
+        let at = chrono::DateTime::from_timestamp(unix, 0).unwrap_or_default();
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into()
+    } else {
+        unix.into()
+    }
+}
+
 /// OIDC Core 3.1.3.6: the left half of SHA-256 of the access token, base64url
 /// (RS256 and ES256 both hash with SHA-256).
 pub fn at_hash(access_token: &str) -> String {
@@ -138,8 +169,8 @@ pub fn at_hash(access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
-/// Signs the access token, the ID token (with `openid`) and a rotated
-/// refresh token (with `offline_access`), and records them.
+/// Signs the access token, the ID token (with `openid`) and the refresh
+/// token the subject says, and records them.
 pub async fn mint(
     state: &AppState,
     subject: &Subject<'_>,
@@ -147,6 +178,10 @@ pub async fn mint(
     family: &Family<'_>,
 ) -> Result<TokenResponse, MintError> {
     let now = state.clock.now();
+    let profile = state.settings.profile;
+    // When the tokens say they were issued (Entra ID: five minutes early).
+    let issued_at = now - profile.backdated_by();
+    let nbf = (profile.backdated_by() > 0).then_some(issued_at);
     let lifetimes = &state.settings.tokens;
     let access_lifetime = subject
         .client
@@ -158,7 +193,8 @@ pub async fn mint(
         sub: subject.user.sub.clone(),
         aud: DEFAULT_AUDIENCE.to_owned(),
         exp: now + access_lifetime,
-        iat: now,
+        iat: issued_at,
+        nbf,
         jti: access_jti.to_owned(),
         client_id: subject.client.id.clone(),
         scope: scope.clone(),
@@ -184,21 +220,55 @@ pub async fn mint(
             sub: subject.user.sub.clone(),
             aud: subject.client.id.clone(),
             exp: now + lifetimes.id_token_seconds as i64,
-            iat: now,
+            iat: issued_at,
+            nbf,
             auth_time: subject.auth_time,
             nonce: subject.nonce.map(str::to_owned),
             at_hash: at_hash(&access_token),
             sid: subject.sid.map(str::to_owned),
-            profile: user_claims(subject.user, subject.scopes.iter().map(String::as_str)),
+            profile: user_claims(
+                subject.user,
+                subject.scopes.iter().map(String::as_str),
+                profile,
+            ),
         };
         Some(state.keys.sign("JWT", &claims)?)
     } else {
         None
     };
 
-    let refresh_token = if subject.granted.iter().any(|s| s == "offline_access") {
-        let token = secret::random_token();
-        let idle = now + lifetimes.refresh_token_idle_seconds as i64;
+    let refresh_token = match &subject.refresh {
+        Refresh::New => Some(new_refresh_token(state, subject, family).await?),
+        Refresh::Same(token) => Some(token.clone()),
+        Refresh::None => None,
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: access_lifetime,
+        scope,
+        id_token,
+        refresh_token,
+    })
+}
+
+/// A new refresh token in the subject's family, stored by its digest.
+async fn new_refresh_token(
+    state: &AppState,
+    subject: &Subject<'_>,
+    family: &Family<'_>,
+) -> Result<String, MintError> {
+    let now = state.clock.now();
+    let lifetimes = &state.settings.tokens;
+    let idle = now + lifetimes.refresh_token_idle_seconds as i64;
+    let expires_at = idle.min(family.expires_at);
+    let token = if state.settings.profile.jwt_refresh_tokens() {
+        keycloak_refresh_token(state, subject, expires_at)?
+    } else {
+        secret::random_token()
+    };
+    {
         state
             .store
             .insert_refresh_token(
@@ -210,25 +280,40 @@ pub async fn mint(
                     scope: &subject.granted.join(" "),
                     sid: subject.sid,
                     auth_time: subject.auth_time,
-                    expires_at: idle.min(family.expires_at),
+                    expires_at,
                     family_expires_at: family.expires_at,
                 },
                 now,
             )
             .await?;
-        Some(token)
-    } else {
-        None
-    };
+    }
+    Ok(token)
+}
 
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: access_lifetime,
-        scope,
-        id_token,
-        refresh_token,
-    })
+/// A refresh token shaped as Keycloak's: a JWT (`typ` "Refresh") signed
+/// with a key the IdP does not publish. Only its digest is stored, as for
+/// any other; nobody is meant to read it but the IdP.
+fn keycloak_refresh_token(
+    state: &AppState,
+    subject: &Subject<'_>,
+    expires_at: i64,
+) -> Result<String, MintError> {
+    let now = state.clock.now();
+    let claims = serde_json::json!({
+        "exp": expires_at,
+        "iat": now,
+        "jti": secret::random_id(),
+        "iss": state.issuer,
+        "aud": state.issuer,
+        "sub": subject.user.sub,
+        "typ": "Refresh",
+        "azp": subject.client.id,
+        "sid": subject.sid,
+        "scope": subject.granted.join(" "),
+    });
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512);
+    let key = jsonwebtoken::EncodingKey::from_secret(&state.internal_key);
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| MintError::Sign(e.into()))
 }
 
 /// An access token this IdP issued, unexpired and not revoked (userinfo,

@@ -61,7 +61,7 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
             );
         }
     };
-    let mut body = user_claims(&user, claims.scopes());
+    let mut body = user_claims(&user, claims.scopes(), state.settings.profile);
     body.insert("sub".into(), user.sub.into());
     (no_store(), Json(body)).into_response()
 }

@@ -52,7 +52,8 @@ impl Idp {
     ) -> Idp {
         let (listener, addr) = listen().await;
         let base_url = format!("http://{addr}");
-        let issuer = format!("{base_url}/oauth2/default");
+        // Shaped as the profile's provider shapes it.
+        let issuer = settings.profile.issuer(&base_url);
         let state = mock_idp::AppState::new(
             issuer.clone(),
             settings,
@@ -121,7 +122,7 @@ impl Idp {
 
     /// A URL below the issuer.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        self.state.endpoint(path)
     }
 
     /// A URL of the IdP's pages, at its root.
@@ -203,6 +204,7 @@ impl AuthRequest {
     /// The request at the `/v1/authorize` of the IdP whose issuer is `issuer`
     /// (one started as a separate process).
     pub fn url_for(&self, issuer: &str) -> String {
+        let issuer = issuer.trim_end_matches('/');
         let mut url = url::Url::parse(&format!("{issuer}/v1/authorize")).expect("URL");
         url.query_pairs_mut().extend_pairs(&self.params);
         url.to_string()
@@ -511,4 +513,64 @@ pub async fn register(
         .send()
         .await
         .expect("register")
+}
+
+/// A client's own key pair, for `private_key_jwt`: its private key (PEM,
+/// in a file as the BFF reads it) and the public JWK Set a provider
+/// registers.
+pub struct ClientKey {
+    pub alg: jsonwebtoken::Algorithm,
+    pub pem: String,
+    pub file: crate::TempFile,
+    pub kid: String,
+    pub jwks: Value,
+}
+
+impl ClientKey {
+    /// A fresh key pair: `RS256` (RSA-2048) or `ES256` (P-256).
+    pub fn generate(alg: &str) -> ClientKey {
+        let (key, pem) = mock_idp::keys::SigningKey::generate(alg).expect("client key");
+        let file = crate::TempFile::new("client-key.pem");
+        std::fs::write(&file.0, &pem).expect("write the client key");
+        ClientKey {
+            alg: key.alg,
+            pem,
+            file,
+            kid: key.kid.clone(),
+            jwks: serde_json::json!({ "keys": [key.jwk] }),
+        }
+    }
+
+    /// A client assertion (RFC 7523) signed with this key, with these
+    /// claims and header fields (`alg` and `kid` filled in unless given).
+    pub fn sign(&self, header: Value, claims: &Value) -> String {
+        let mut header = header;
+        if header.get("alg").is_none() {
+            header["alg"] = serde_json::to_value(self.alg).expect("alg");
+        }
+        if header.get("kid").is_none() {
+            header["kid"] = serde_json::json!(self.kid);
+        }
+        let header: jsonwebtoken::Header = serde_json::from_value(header).expect("header");
+        let key = match header.alg {
+            jsonwebtoken::Algorithm::ES256 => {
+                jsonwebtoken::EncodingKey::from_ec_pem(self.pem.as_bytes())
+            }
+            _ => jsonwebtoken::EncodingKey::from_rsa_pem(self.pem.as_bytes()),
+        }
+        .expect("encoding key");
+        jsonwebtoken::encode(&header, claims, &key).expect("sign")
+    }
+}
+
+/// The demo client `bff-demo` switched to `private_key_jwt` with `key`.
+pub fn with_private_key_jwt(settings: &mut mock_idp::Settings, key: &ClientKey) {
+    let client = settings
+        .clients
+        .iter_mut()
+        .find(|c| c.client_id == CLIENT_ID)
+        .expect("demo client");
+    client.token_endpoint_auth_method = mock_idp::clients::AuthMethod::PrivateKeyJwt;
+    client.client_secret = None;
+    client.jwks = Some(serde_json::from_value(key.jwks.clone()).expect("JWK Set"));
 }

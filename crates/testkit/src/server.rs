@@ -84,7 +84,12 @@ struct FaultState {
     counts: HashMap<String, usize>,
     /// Every token a `/v1/token` answer carried, as the client got it.
     issued: Vec<String>,
+    /// Changes made to every successful `/v1/token` answer on its way out:
+    /// a provider (or anyone between it and the client) that misbehaves.
+    tamper: Option<Tamper>,
 }
+
+type Tamper = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
 
 impl Faults {
     fn state(&self) -> std::sync::MutexGuard<'_, FaultState> {
@@ -102,11 +107,20 @@ impl Faults {
         self.state().failures.insert(suffix.to_owned(), status);
     }
 
+    /// Successful token responses pass through `change` first.
+    pub fn tamper_token_responses(
+        &self,
+        change: impl Fn(&mut serde_json::Value) + Send + Sync + 'static,
+    ) {
+        self.state().tamper = Some(Arc::new(change));
+    }
+
     /// Back to normal.
     pub fn clear(&self) {
         let mut state = self.state();
         state.delays.clear();
         state.failures.clear();
+        state.tamper = None;
     }
 
     /// How many requests to `suffix` arrived (failed ones included).
@@ -173,13 +187,18 @@ async fn apply(State(faults): State<Faults>, request: Request, next: Next) -> Re
     if !(path.ends_with("/v1/token") && response.status() == StatusCode::OK) {
         return response;
     }
-    // Note what the token endpoint handed out, and pass it on unchanged.
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
+    // Note what the token endpoint handed out (changed, if a test says so).
+    let (mut parts, body) = response.into_parts();
+    let mut bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+    if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) {
         let mut state = faults.state();
+        if let Some(tamper) = &state.tamper {
+            tamper(&mut json);
+            bytes = serde_json::to_vec(&json).unwrap_or_default().into();
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        }
         for name in ["access_token", "refresh_token", "id_token"] {
             if let Some(token) = json[name].as_str() {
                 state.issued.push(token.to_owned());

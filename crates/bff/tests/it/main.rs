@@ -9,5 +9,6 @@ mod browser;
 mod flow;
 mod logout;
 mod node_oidc_provider;
+mod providers;
 mod refresh;
 mod store;

@@ -19,6 +19,7 @@ use testkit::{
     api::Api,
     bff::{self, Bff},
     form_action, form_inputs, header_of, http_client,
+    idp::ClientKey,
     interop::NodeOp,
     location, query_of,
     server::listen,
@@ -27,32 +28,47 @@ use testkit::{
 /// node-oidc-provider with the BFF registered as at any provider, the API
 /// for its issuer, the BFF for both; `None` without Node.js or the packages.
 async fn start() -> Option<(NodeOp, Api, Bff, ManualClock)> {
+    start_with(None).await
+}
+
+/// [`start`], the BFF authenticating with `key` (`private_key_jwt`) when
+/// given, else with its client secret.
+async fn start_with(key: Option<&ClientKey>) -> Option<(NodeOp, Api, Bff, ManualClock)> {
     let (listener, addr) = listen().await;
     let bff_url = format!("http://{addr}");
-    let op = NodeOp::start(
-        &json!([{
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "redirect_uris": [format!("{bff_url}/bff/callback")],
-            "post_logout_redirect_uris": [format!("{bff_url}/")],
-            "backchannel_logout_uri": format!("{bff_url}/bff/backchannel"),
-            "backchannel_logout_session_required": true,
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": "client_secret_basic",
-        }]),
-        60,
-    )?;
-    let time = ManualClock::starting_now();
-    let api = Api::start_for(&op.issuer, &time, &[]).await;
+    let mut client = json!({
+        "client_id": CLIENT_ID,
+        "redirect_uris": [format!("{bff_url}/bff/callback")],
+        "post_logout_redirect_uris": [format!("{bff_url}/")],
+        "backchannel_logout_uri": format!("{bff_url}/bff/backchannel"),
+        "backchannel_logout_session_required": true,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+    });
+    let key_path = key.map(|k| k.file.0.display().to_string());
     // OIDC Core 11: this provider grants offline_access (a refresh token)
     // only with prompt=consent.
-    let config = bff::config(
-        &bff_url,
-        &op.issuer,
-        &api.base_url,
-        &["--authorize-param", "prompt=consent"],
-    );
+    let mut bff_args = vec!["--authorize-param", "prompt=consent"];
+    match (key, &key_path) {
+        (Some(key), Some(path)) => {
+            client["token_endpoint_auth_method"] = json!("private_key_jwt");
+            client["jwks"] = key.jwks.clone();
+            bff_args.extend([
+                "--client-auth-method",
+                "private_key_jwt",
+                "--client-key-file",
+                path,
+            ]);
+        }
+        _ => {
+            client["token_endpoint_auth_method"] = json!("client_secret_basic");
+            client["client_secret"] = json!(CLIENT_SECRET);
+        }
+    }
+    let op = NodeOp::start(&json!([client]), 60)?;
+    let time = ManualClock::starting_now();
+    let api = Api::start_for(&op.issuer, &time, &[]).await;
+    let config = bff::config(&bff_url, &op.issuer, &api.base_url, &bff_args);
     let bff = Bff::start_on(listener, config, &time).await;
     Some((op, api, bff, time))
 }
@@ -95,6 +111,26 @@ async fn the_bff_signs_in_calls_the_api_and_refreshes_against_node_oidc_provider
         me(&bff, &browser).await;
         assert_eq!(op.grants("refresh_token").await, refreshes);
     }
+}
+
+#[tokio::test]
+async fn the_bff_signs_in_and_refreshes_with_private_key_jwt_at_node_oidc_provider_rfc7523_2_2() {
+    let key = ClientKey::generate("RS256");
+    let Some((op, _api, bff, time)) = start_with(Some(&key)).await else {
+        return;
+    };
+    let browser = http_client();
+    let back = op.sign_in(&browser, &bff.url("/bff/login"), &ALICE).await;
+    let landed = browser.get(&back).send().await.unwrap();
+    assert_eq!(landed.status(), 303, "signed in with a client assertion");
+    me(&bff, &browser).await;
+    time.advance(Duration::from_secs(31));
+    me(&bff, &browser).await;
+    assert_eq!(
+        op.grants("refresh_token").await,
+        1,
+        "refreshed with one too"
+    );
 }
 
 #[tokio::test]
