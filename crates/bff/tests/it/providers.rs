@@ -693,3 +693,32 @@ async fn okta_refuses_scopes_its_authorization_server_does_not_define_and_scopes
     assert_eq!(ok, 303);
     assert_eq!(stack.bff.user(&browser).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_refresh_answered_without_an_id_token_keeps_the_last_one_oidc_core_12_2() {
+    // OIDC Core 12.2: a refresh response MAY leave the ID token out.
+    let stack = Stack::start().await;
+    let browser = signed_in(&stack, &ALICE).await;
+    let first = last_id_token(&stack);
+    stack.idp.faults.tamper_token_responses(|response| {
+        drop(response.as_object_mut().unwrap().remove("id_token"))
+    });
+    stack.time.advance(PAST_EXPIRY);
+    assert_eq!(
+        stack.bff.api(&browser, "me").await.status(),
+        200,
+        "refreshed"
+    );
+    // The session keeps the ID token it had: sign-out still has its hint.
+    let csrf = stack.bff.sign_out_token(&browser).await;
+    let page = browser
+        .post(stack.bff.url("/bff/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(form_inputs(&page)["id_token_hint"], first);
+}
