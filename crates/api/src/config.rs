@@ -1,15 +1,19 @@
 //! Configuration of the resource server (the API of steps 9-10 of the flow).
 //!
-//! The API knows exactly two things about the authorization server: its
-//! issuer URL and the audience its access tokens carry for this API. Keys
+//! The API knows three things about the authorization server: its issuer
+//! URL, the audience its access tokens carry for this API, and how it
+//! shapes them (the token profile). Keys
 //! come from the issuer's discovery document (OpenID Connect Discovery 1.0
 //! section 4, RFC 8414 section 3) and its JWKS, so the same binary validates
-//! the mock IdP's tokens, Okta's, or any other OP's that follow RFC 9068.
+//! the mock IdP's tokens, or Okta's, Entra ID's, Auth0's and Keycloak's under
+//! their token profiles (`--token-profile`).
 //!
 //! Every option is a `--flag` with an environment variable beside it, both
 //! shown by `--help`, as for every binary of the project.
 
 use clap::Parser;
+
+use crate::token_profile::TokenProfile;
 
 /// How the resource server is run. Defaults work on a fresh machine with the
 /// mock IdP on :9000 (`just up`).
@@ -42,6 +46,12 @@ pub struct Config {
     /// This API's identifier; an access token's `aud` must contain it.
     #[arg(long, env = "API_AUDIENCE", default_value = "api://default", value_parser = parse_non_empty)]
     pub audience: String,
+
+    /// Whose access tokens these are: rfc9068 (typ at+jwt, client_id,
+    /// scope), or the tokens okta, entra, auth0 or keycloak issue (the
+    /// README's table says what each reads).
+    #[arg(long, env = "API_TOKEN_PROFILE", value_enum, default_value_t = TokenProfile::Rfc9068, hide_possible_values = true)]
+    pub token_profile: TokenProfile,
 
     /// Where the notes live: `sqlite://path/to/file.db` (file and parent
     /// directory are created when missing) or `sqlite::memory:`.

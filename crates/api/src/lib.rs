@@ -24,6 +24,7 @@ mod jwks;
 mod me;
 mod notes;
 mod token_cache;
+pub mod token_profile;
 mod validate;
 
 use std::net::SocketAddr;
@@ -71,6 +72,7 @@ impl AppState {
         let validator = Validator::new(
             &config.issuer,
             &config.audience,
+            config.token_profile,
             config.leeway_seconds,
             jwks,
             clock.clone(),

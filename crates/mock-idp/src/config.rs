@@ -14,10 +14,6 @@ use crate::{clients::ClientConfig, profile::Profile, throttle};
 /// The built-in configuration file.
 pub const DEFAULT_SETTINGS: &str = include_str!("../config/default.toml");
 
-/// The audience of every access token this IdP issues (an Okta custom
-/// authorization server has exactly one).
-pub const DEFAULT_AUDIENCE: &str = "api://default";
-
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
     name = "mock-idp",

@@ -239,6 +239,15 @@ impl Keys {
         Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
     }
 
+    /// Signs with a header of `alg` and `kid` only, as Okta's access tokens
+    /// are.
+    pub fn sign_untyped<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
+        let key = self.active()?;
+        let mut header = Header::new(key.alg);
+        header.typ = None;
+        self.sign_with_header(header, claims)
+    }
+
     /// Signs with a caller-made header (tests forge tokens with it); `alg`
     /// and `kid` always come from the active key.
     pub fn sign_with_header<T: Serialize>(

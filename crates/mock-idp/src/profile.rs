@@ -26,6 +26,34 @@ pub enum Profile {
 /// The tenant id of the Entra ID profile's issuer.
 pub const ENTRA_TENANT: &str = "9b4f3c6e-2d1a-4e8b-a0c7-5f6e7d8c9b0a";
 
+/// The application id of the demo API in the Entra ID profile: Entra's
+/// v2.0 access tokens carry it as their `aud` ("In v2.0 tokens, this value
+/// is always the client ID of the API").
+pub const ENTRA_API_ID: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
+
+/// The shape of an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessToken {
+    /// RFC 9068: `typ: at+jwt`, `client_id`, `scope`, `jti`.
+    Rfc9068,
+    /// Okta: no `typ`; `ver: 1`, `cid`, `uid`, `scp` as an array, `jti`
+    /// (developer.okta.com/docs/api/openapi/okta-oauth/guides/overview/).
+    Okta,
+    /// Entra ID v2.0: `typ: JWT`; `aud` the API's application id, `azp`,
+    /// `scp` as a string, `ver: "2.0"`, `oid`, `tid`, `uti` (access token
+    /// claims reference, learn.microsoft.com).
+    Entra,
+    /// Auth0's default profile: `typ: JWT`; `azp`, `scope`, `aud` the API and
+    /// the userinfo endpoint, no `jti` (access-token-profiles).
+    Auth0,
+    /// Keycloak: `typ: JWT`; `azp`, `scope`, `jti`, `typ: "Bearer"`, `aud`
+    /// the API (Audience mapper) and `account` (Audience Resolve).
+    Keycloak,
+    /// Google: opaque, for Google's own APIs; a resource server of yours
+    /// cannot validate it.
+    Opaque,
+}
+
 /// What a refresh grant gives back in place of the refresh token it used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
@@ -71,6 +99,29 @@ impl Profile {
             Profile::Keycloak => format!("{base}/realms/demo"),
             // https://accounts.google.com: no path at all.
             Profile::Google => base.to_owned(),
+        }
+    }
+
+    /// The shape of the access tokens.
+    pub fn access_token(self) -> AccessToken {
+        match self {
+            Profile::Plain => AccessToken::Rfc9068,
+            Profile::Okta => AccessToken::Okta,
+            Profile::Entra => AccessToken::Entra,
+            Profile::Auth0 => AccessToken::Auth0,
+            Profile::Keycloak => AccessToken::Keycloak,
+            Profile::Google => AccessToken::Opaque,
+        }
+    }
+
+    /// The audience of access tokens for the demo API, as the provider names
+    /// an API: Okta's default authorization server `api://default`, Entra's
+    /// application id, Keycloak's API client.
+    pub fn api_audience(self) -> &'static str {
+        match self {
+            Profile::Entra => ENTRA_API_ID,
+            Profile::Keycloak => "notes-api",
+            _ => "api://default",
         }
     }
 

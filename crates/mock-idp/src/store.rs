@@ -77,7 +77,10 @@ CREATE TABLE IF NOT EXISTS access_tokens (
     client_id TEXT NOT NULL,
     sub TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    token_hash TEXT,
+    scope TEXT,
+    issued_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS access_tokens_family ON access_tokens (family_id);
 "#;
@@ -104,6 +107,36 @@ pub struct User {
     /// When the profile (name, email verification) last changed, Unix
     /// seconds (OIDC Core 5.1 `updated_at`).
     pub updated_at: i64,
+}
+
+/// An access token to record.
+pub struct NewAccessToken<'a> {
+    pub jti: &'a str,
+    pub token_hash: &'a str,
+    pub family_id: Option<&'a str>,
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub scope: &'a str,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// An access token the IdP issued and has not revoked.
+#[derive(Debug, Clone)]
+pub struct IssuedAccessToken {
+    /// The IdP's own id of the token (its `jti` where it has one).
+    pub jti: String,
+    pub client_id: String,
+    pub sub: String,
+    pub scope: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+impl IssuedAccessToken {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
 }
 
 /// A signing key as stored.
@@ -234,6 +267,15 @@ impl Store {
         .map_err(|e| anyhow::anyhow!("--database-url {url}: {e}"))?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         add_column_if_missing(&pool, "users", "updated_at", "INTEGER").await?;
+        for column in ["token_hash TEXT", "scope TEXT", "issued_at INTEGER"] {
+            let (name, definition) = column.split_once(' ').unwrap_or((column, ""));
+            add_column_if_missing(&pool, "access_tokens", name, definition).await?;
+        }
+        sqlx::query(
+            "CREATE UNIQUE INDEX IF NOT EXISTS access_tokens_hash ON access_tokens (token_hash)",
+        )
+        .execute(&pool)
+        .await?;
         refuse_case_twins(&pool, url).await?;
         sqlx::query(ONE_ACCOUNT_PER_ADDRESS).execute(&pool).await?;
         Ok(Store { pool })
@@ -655,28 +697,56 @@ impl Store {
         Ok(())
     }
 
-    pub async fn insert_access_token(
-        &self,
-        jti: &str,
-        family_id: Option<&str>,
-        client_id: &str,
-        sub: &str,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
+    /// Records an access token by its digest: however the profile shapes it
+    /// (a JWT of any provider's claims, or opaque), the IdP knows it again
+    /// by the digest alone.
+    pub async fn insert_access_token(&self, token: &NewAccessToken<'_>) -> Result<(), StoreError> {
         // A row already there was revoked before it was recorded (a replayed
-        // code racing its first exchange): it stays revoked.
+        // code racing its first exchange): it stays revoked. The same token
+        // twice (a profile without `jti`, in the same second) is one token.
         sqlx::query(
-            "INSERT INTO access_tokens (jti, family_id, client_id, sub, expires_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (jti) DO NOTHING",
+            "INSERT INTO access_tokens (jti, family_id, client_id, sub, expires_at, token_hash,
+                 scope, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (jti) DO UPDATE SET token_hash = excluded.token_hash,
+                 client_id = excluded.client_id, sub = excluded.sub, scope = excluded.scope,
+                 issued_at = excluded.issued_at, expires_at = excluded.expires_at
+             ON CONFLICT DO NOTHING",
         )
-            .bind(jti)
-            .bind(family_id)
-            .bind(client_id)
-            .bind(sub)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+        .bind(token.jti)
+        .bind(token.family_id)
+        .bind(token.client_id)
+        .bind(token.sub)
+        .bind(token.expires_at)
+        .bind(token.token_hash)
+        .bind(token.scope)
+        .bind(token.issued_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// The unrevoked, unexpired access token whose digest is `token_hash`.
+    pub async fn access_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<IssuedAccessToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT jti, client_id, sub, COALESCE(scope, ''), COALESCE(issued_at, 0), expires_at
+             FROM access_tokens WHERE token_hash = ? AND revoked = 0 AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| IssuedAccessToken {
+            jti: r.get(0),
+            client_id: r.get(1),
+            sub: r.get(2),
+            scope: r.get(3),
+            issued_at: r.get(4),
+            expires_at: r.get(5),
+        }))
     }
 
     pub async fn revoke_access_token(&self, jti: &str, now: i64) -> Result<(), StoreError> {
@@ -689,16 +759,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Whether an access token this IdP signed has been revoked. A `jti`
-    /// the IdP never recorded counts as revoked.
-    pub async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT revoked FROM access_tokens WHERE jti = ?")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_none_or(|r| r.get::<i64, _>(0) != 0))
     }
 
     /// Takes back a user's grant to a client: the consent, and every refresh

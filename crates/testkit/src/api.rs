@@ -24,9 +24,19 @@ impl Api {
         Api::start_with_args(idp, &[]).await
     }
 
-    /// The API with extra command-line options appended.
+    /// The API with extra command-line options appended. It takes the
+    /// access tokens of the IdP's profile, for the audience that profile's
+    /// provider gives the demo API.
     pub async fn start_with_args(idp: &Idp, extra: &[&str]) -> Api {
-        Api::start_for(&idp.issuer, &idp.time, extra).await
+        let profile = idp.state.settings.profile;
+        let mut args = vec![
+            "--token-profile",
+            token_profile(profile),
+            "--audience",
+            profile.api_audience(),
+        ];
+        args.extend_from_slice(extra);
+        Api::start_for(&idp.issuer, &idp.time, &args).await
     }
 
     /// The API for any issuer, on a given clock.
@@ -89,4 +99,17 @@ pub fn access_claims(idp: &Idp) -> Value {
         "client_id": "bff-demo",
         "scope": "notes:read notes:write",
     })
+}
+
+/// The API's `--token-profile` for tokens of a mock IdP profile. Google's
+/// access tokens are opaque: no profile takes them.
+pub fn token_profile(profile: mock_idp::profile::Profile) -> &'static str {
+    use mock_idp::profile::Profile;
+    match profile {
+        Profile::Plain | Profile::Google => "rfc9068",
+        Profile::Okta => "okta",
+        Profile::Entra => "entra",
+        Profile::Auth0 => "auth0",
+        Profile::Keycloak => "keycloak",
+    }
 }

@@ -6,3 +6,4 @@ mod attacks;
 mod common;
 mod keys;
 mod resource;
+mod token_profiles;

@@ -74,6 +74,38 @@ async fn alice_signs_in_sees_her_name_keeps_a_note_across_a_reload_and_deletes_i
     assert!(notes(&browser).await.is_empty(), "the note stays deleted");
 }
 
+/// The stack with the IdP as Okta (its access tokens untyped, `cid`,
+/// `scp` as an array) and the API under its `okta` token profile: a person
+/// signs in and keeps a note, end to end.
+#[tokio::test]
+async fn under_the_okta_profile_alice_signs_in_and_keeps_a_note() {
+    let Some(chrome) = Chrome::start() else {
+        return;
+    };
+    let mut settings = mock_idp::Settings::demo();
+    settings.profile = mock_idp::profile::Profile::Okta;
+    let stack = Stack::start_with(settings, &[]).await;
+    let browser = chrome.browser().await;
+
+    person::open_home_and_click_sign_in(&browser, &stack).await;
+    person::submit_credentials(&browser, ALICE.username, ALICE.password).await;
+    person::wait_for_consent_page(&browser, &stack).await;
+    person::decide(&browser, "allow").await;
+    person::wait_until_signed_in(&browser, &stack, &ALICE).await;
+    person::add_note(&browser, "Okta-shaped tokens").await;
+    assert_eq!(notes(&browser).await, ["Okta-shaped tokens"]);
+    // The API took an Okta access token: no typ, cid, scp.
+    let token = stack
+        .idp
+        .faults
+        .issued_tokens()
+        .into_iter()
+        .find(|t| testkit::claims_of(t).get("cid").is_some())
+        .expect("an Okta-shaped access token");
+    assert!(testkit::header_of(&token).get("typ").is_none());
+    assert!(testkit::claims_of(&token)["scp"].is_array());
+}
+
 #[tokio::test]
 async fn bob_in_a_fresh_browser_does_not_see_alices_notes() {
     let Some(chrome) = Chrome::start() else {

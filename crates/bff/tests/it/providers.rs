@@ -40,6 +40,7 @@ pub struct Row {
 const WORKS: &str = "✓";
 const LOCAL_SIGN_OUT: &str = "local only: no end-session endpoint";
 const NO_BACKCHANNEL: &str = "not offered";
+const OPAQUE: &str = "no: opaque access tokens, for Google's APIs";
 
 pub const MATRIX: [Row; 6] = [
     Row {
@@ -76,7 +77,7 @@ pub const MATRIX: [Row; 6] = [
         provider: "Google",
         profile: Profile::Google,
         flags: &["--authorize-param", "access_type=offline"],
-        cells: [WORKS, WORKS, WORKS, WORKS, LOCAL_SIGN_OUT, NO_BACKCHANNEL],
+        cells: [WORKS, OPAQUE, WORKS, WORKS, LOCAL_SIGN_OUT, NO_BACKCHANNEL],
     },
 ];
 
@@ -118,16 +119,30 @@ async fn lifecycle(profile: Profile) -> [&'static str; 6] {
     assert_eq!(me.status(), 200, "sign-in");
     let sign_in = WORKS;
 
-    let api = stack.bff.api(&browser, "me").await;
-    assert_eq!(api.status(), 200, "API call");
-    let api_call = WORKS;
+    // The API takes the provider's access tokens, under its token profile;
+    // Google's are opaque, for Google's own APIs.
+    let api = stack.bff.api(&browser, "me").await.status();
+    let api_call = match (api.as_u16(), profile) {
+        (200, _) => WORKS,
+        (401, Profile::Google) => OPAQUE,
+        (status, _) => panic!("API call: {status}"),
+    };
+    let api_answers = |status: reqwest::StatusCode| match api_call {
+        WORKS => status == 200,
+        _ => status == 401,
+    };
 
     // Two refreshes: the second with whatever refresh token the first left.
     let before = grants(&stack);
     for n in 1..=2 {
         stack.time.advance(PAST_EXPIRY);
-        let api = stack.bff.api(&browser, "me").await;
-        assert_eq!(api.status(), 200, "API call after refresh {n}");
+        let api = stack.bff.api(&browser, "me").await.status();
+        assert!(api_answers(api), "API call after refresh {n}: {api}");
+        assert_eq!(
+            stack.bff.user(&browser).await.status(),
+            200,
+            "still signed in"
+        );
     }
     assert_eq!(grants(&stack), before + 2, "two refresh grants");
     let refresh = WORKS;
@@ -136,10 +151,12 @@ async fn lifecycle(profile: Profile) -> [&'static str; 6] {
     // sign-in are both signed by the new key.
     let kid = stack.idp.rotate_keys().await;
     stack.time.advance(PAST_EXPIRY);
+    let api = stack.bff.api(&browser, "me").await.status();
+    assert!(api_answers(api), "refresh after rotation: {api}");
     assert_eq!(
-        stack.bff.api(&browser, "me").await.status(),
+        stack.bff.user(&browser).await.status(),
         200,
-        "refresh after rotation"
+        "still signed in"
     );
     let newcomer = signed_in(&stack, &BOB).await;
     assert_eq!(
@@ -305,8 +322,8 @@ lifecycle_tests! {
 /// The matrix as the README shows it.
 pub fn render() -> String {
     let mut table = String::from(
-        "| provider | sign-in | API call | refresh | key rotation | sign-out | back-channel logout | BFF flags |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| provider | sign-in | API call | refresh | key rotation | sign-out | back-channel logout | BFF flags | API `--token-profile` |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for row in &MATRIX {
         let flags = if row.flags.is_empty() {
@@ -321,8 +338,12 @@ pub fn render() -> String {
                 .collect();
             format!("`{}`", words.join(" "))
         };
+        let token_profile = match row.profile {
+            Profile::Google => "none".to_owned(),
+            profile => format!("`{}`", testkit::api::token_profile(profile)),
+        };
         table.push_str(&format!(
-            "| {} (`--profile {}`) | {} | {flags} |\n",
+            "| {} (`--profile {}`) | {} | {flags} | {token_profile} |\n",
             row.provider,
             row.profile.name(),
             row.cells.join(" | ")
@@ -482,8 +503,15 @@ async fn google_gives_a_refresh_token_only_for_access_type_offline() {
     );
     let with = stack(Profile::Google).await;
     let browser = signed_in(&with, &ALICE).await;
+    let before = grants(&with);
     with.time.advance(PAST_EXPIRY);
-    assert_eq!(with.bff.api(&browser, "me").await.status(), 200);
+    with.bff.api(&browser, "me").await;
+    assert_eq!(grants(&with), before + 1, "refreshed");
+    assert_eq!(
+        with.bff.user(&browser).await.status(),
+        200,
+        "still signed in"
+    );
 }
 
 #[tokio::test]
