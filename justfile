@@ -12,27 +12,38 @@ default:
 up:
     bash scripts/up.sh
 
-# The mock IdP alone on :9000.
+# The mock IdP alone on :9000 (options: just idp --help).
 idp *ARGS:
     cargo run -p mock-idp -- "$@"
 
-# The API alone on :4000.
+# The API alone on :4000 (options: just api --help).
 api *ARGS:
     cargo run -p api -- "$@"
 
-# The BFF alone on :3000.
+# The BFF alone on :3000 (options: just bff --help).
 bff *ARGS:
     cargo run -p bff -- "$@"
 
-# Every test of the workspace. The browser tests need Chromium, chromedriver
-# and axe-core; without them they pass as skipped, and the last line says so.
-test: && _browser-notice
+# Every test of the workspace; the last lines say what was skipped, and why.
+test: && _browser-notice _redis-notice _walkthrough-notice
     cargo test --workspace --all-targets
 
-# Rewrites the README's provider matrix from the tests that produce it.
+# Formatting, lints and unused dependencies, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo machete
+
+# Rewrite the README's provider matrix from the tests that produce it.
 matrix:
     UPDATE_README_MATRIX=1 cargo test -p bff --test it providers::the_readme_shows_the_tested_matrix
     cargo test -p bff --test it providers
+
+# Take the README's screenshots (every page, laptop and phone) into docs/screenshots/.
+screenshots:
+    [ -f target/axe/node_modules/axe-core/axe.min.js ] || npm install --prefix target/axe --no-audit --no-fund axe-core@4
+    rm -f docs/screenshots/*.png
+    SCREENSHOT_DIR=docs/screenshots REQUIRE_BROWSER=1 cargo test -p bff --test it browser::every_page_passes_axe_core
 
 # Says plainly when the browser tests were skipped, and how to run them.
 _browser-notice:
@@ -43,16 +54,19 @@ _browser-notice:
       echo "browser accessibility tests skipped: install axe-core (npm install --prefix target/axe axe-core@4)"
     fi
 
-# Every page at laptop and phone widths, taken by the browser tests.
-# The README's screenshots, into docs/screenshots/.
-screenshots:
-    [ -f target/axe/node_modules/axe-core/axe.min.js ] || npm install --prefix target/axe --no-audit --no-fund axe-core@4
-    rm -f docs/screenshots/*.png
-    SCREENSHOT_DIR=docs/screenshots REQUIRE_BROWSER=1 cargo test -p bff --test browser every_page_passes_axe_core
+# Says plainly when the Redis tests were skipped, and how to run them.
+_redis-notice:
+    #!/usr/bin/env bash
+    if [ -z "${REDIS_URL:-}" ] && ! { exec 3<>/dev/tcp/127.0.0.1/6379; } 2>/dev/null && ! command -v redis-server >/dev/null; then
+      echo "Redis tests skipped: no Redis on 127.0.0.1:6379 and no redis-server to start (apt-get install redis-server)"
+    fi
 
-# Formatting, lints and unused dependencies, as CI expects them (needs
-# cargo-machete: `cargo install cargo-machete --locked`).
-lint:
-    cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
-    cargo machete
+# Says plainly when the README walkthrough was skipped, and how to run it.
+_walkthrough-notice:
+    #!/usr/bin/env bash
+    for tool in curl openssl jq; do
+      if ! command -v "$tool" >/dev/null; then
+        echo "README walkthrough skipped: $tool is not installed (apt-get install curl openssl jq)"
+        break
+      fi
+    done

@@ -84,8 +84,11 @@ impl<'de> Deserialize<'de> for RedirectUri {
     }
 }
 
+/// The client id of the IdP's own account page (`/grants`).
+pub const ACCOUNT_CLIENT: &str = "mock-idp-account";
+
 /// A registered client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
     pub name: String,
@@ -167,6 +170,38 @@ impl Clients {
                 (client.id.clone(), client)
             })
             .collect();
+        Clients(Arc::new(map))
+    }
+
+    /// The registry with the IdP's own account page as a client: a person
+    /// who opens `/grants` without a session signs in through an ordinary
+    /// authorization request of it, whose code goes unused. It may not
+    /// use the token endpoint (no grant types) and asks for no consent.
+    pub fn with_account_page(self, grants_url: &str) -> Clients {
+        let Ok(redirect) = RedirectUri::parse(grants_url) else {
+            // An http IdP that is not on this machine: no account sign-in.
+            return self;
+        };
+        let mut map = (*self.0).clone();
+        map.insert(
+            ACCOUNT_CLIENT.to_owned(),
+            Client {
+                id: ACCOUNT_CLIENT.to_owned(),
+                name: "Your account at this identity provider".to_owned(),
+                client_uri: Some(grants_url.to_owned()),
+                secret_digest: None,
+                auth_method: AuthMethod::None,
+                jwks: None,
+                redirect_uris: vec![redirect],
+                post_logout_redirect_uris: Vec::new(),
+                backchannel_logout_uri: None,
+                allowed_scopes: vec!["openid".to_owned()],
+                consent_required: false,
+                access_token_seconds: None,
+                grant_types: Vec::new(),
+                remembers_consent: true,
+            },
+        );
         Clients(Arc::new(map))
     }
 

@@ -10,18 +10,13 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::{
-    Form,
-    extract::{Query, State},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, http::HeaderMap, response::Response};
 use serde::Deserialize;
 use tracing::instrument;
 
 use crate::{
     AppState, authorize, interaction,
-    pages::PageError,
+    pages::{PageError, PageForm, PageQuery},
     paths, session,
     signin::{TxQuery, client_name, with_csp},
 };
@@ -71,7 +66,7 @@ pub struct ConsentForm {
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<TxQuery>,
+    PageQuery(q): PageQuery<TxQuery>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_page(&state, &headers, &q.tx)?;
     // The person's session may have ended since the sign-in page.
@@ -109,7 +104,7 @@ pub async fn show(
 pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<ConsentForm>,
+    PageForm(form): PageForm<ConsentForm>,
 ) -> Result<Response, PageError> {
     let mut pending = interaction::for_form(&state, &headers, &form.tx, &form.csrf)?;
     let session = session::current(&state, &headers)

@@ -2,7 +2,8 @@
 //! applications they let in (the consents of step 4), and the way to take
 //! one back.
 //!
-//! - Only for the signed-in person (the IdP session cookie).
+//! - Only for the signed-in person (the IdP session cookie); anyone else is
+//!   offered `GET /grants/signin`.
 //! - Revoking forgets the consent, so the next authorization request asks
 //!   again, and revokes every refresh and access token of that person for
 //!   that client (RFC 7009 2.1: a revoked grant leaves no token alive).
@@ -13,7 +14,6 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Form,
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
@@ -23,10 +23,16 @@ use tracing::instrument;
 
 use crate::{
     AppState,
+    auth_request::{AuthRequest, Prompt},
+    authorize::{self, Stage},
+    clients::ACCOUNT_CLIENT,
     csrf::{self, Purpose},
-    pages::{PageError, csp_with_forms_to},
-    paths, session,
+    pages::{PageError, PageForm, csp_with_forms_to},
+    paths,
+    pkce::CodeChallenge,
+    secret, session,
     store::Session,
+    throttle::ClientAddress,
 };
 
 #[derive(Template, WebTemplate)]
@@ -77,6 +83,45 @@ fn date(unix_seconds: i64) -> String {
     }
 }
 
+/// `GET /grants/signin`: signs the person in for their account page, by an
+/// authorization request of the account page's own client
+/// ([`crate::clients::ACCOUNT_CLIENT`]); its code, sent back to `/grants`,
+/// is never redeemed.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
+) -> Result<Response, PageError> {
+    let client = state
+        .clients
+        .get(ACCOUNT_CLIENT)
+        .ok_or(PageError::NotFound)?;
+    let redirect_uri = client.redirect_uris[0].as_str().to_owned();
+    // PKCE is required of every request; no verifier goes with this
+    // challenge, as the code is never redeemed.
+    let challenge = secret::random_token();
+    let request = AuthRequest {
+        client_id: client.id.clone(),
+        redirect_uri,
+        state: None,
+        nonce: None,
+        scopes: vec!["openid".to_owned()],
+        challenge: CodeChallenge::from_request(Some(&challenge), Some("S256"))
+            .map_err(|e| PageError::Server(e.to_string()))?,
+        prompt: Prompt::default(),
+        max_age: None,
+        offline: false,
+    };
+    let session = session::current(&state, &headers).await?;
+    let (browser, set_browser) = session::browser_id(&headers);
+    let arrived = Stage::Arrived {
+        browser: &browser,
+        address,
+    };
+    let response = authorize::proceed(&state, request, arrived, session.as_ref()).await?;
+    Ok(session::with_cookie(response, set_browser))
+}
+
 /// The list of applications with access.
 pub async fn show(
     State(state): State<AppState>,
@@ -123,7 +168,7 @@ pub async fn show(
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<RevokeForm>,
+    PageForm(form): PageForm<RevokeForm>,
 ) -> Result<Response, PageError> {
     let session = signed_in(&state, &headers).await?;
     // RFC 6749 10.12: only the page the IdP served may post this form.

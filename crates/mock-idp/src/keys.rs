@@ -172,6 +172,17 @@ impl Keys {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        // The store's key signs, whatever --signing-alg says: say so.
+        if let Some(active) = keys.iter().rev().find(|e| e.retired_at.is_none())
+            && alg_name(active.key.alg) != alg
+        {
+            tracing::warn!(
+                "--signing-alg {alg} is not used: the stored key {} signs with {}; \
+                 `mock-idp rotate-keys --signing-alg {alg}` adds an {alg} key",
+                active.key.kid,
+                alg_name(active.key.alg)
+            );
+        }
         Ok(Keys {
             inner: Arc::new(RwLock::new(keys)),
             publish_after_retirement,

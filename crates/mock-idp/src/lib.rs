@@ -138,9 +138,10 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
             .build()?;
+        let account_page = format!("{}{}", origin(&issuer), paths::GRANTS);
         Ok(AppState {
             issuer,
-            clients: Clients::from_config(&settings.clients),
+            clients: Clients::from_config(&settings.clients).with_account_page(&account_page),
             codes: Codes::new(lifetimes.code_seconds as i64),
             settings: Arc::new(settings),
             store,
@@ -166,6 +167,13 @@ impl AppState {
     pub async fn rotate_keys(&self, alg: &str) -> anyhow::Result<String> {
         self.keys.rotate(&self.store, alg).await
     }
+}
+
+/// The scheme, host and port of a URL: where the IdP's pages are.
+fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 /// The whole IdP as a router: protocol endpoints below the issuer's path,
@@ -207,11 +215,15 @@ pub fn app(state: AppState) -> Router {
         .route(paths::SIGN_IN, get(signin::show).post(signin::submit))
         .route(paths::SIGN_UP, get(signup::show).post(signup::submit))
         .route(paths::CONSENT, get(consent::show).post(consent::submit))
+        .route(paths::HOME, get(pages::home))
         .route(paths::GRANTS, get(grants::show))
+        .route(paths::GRANTS_SIGN_IN, get(grants::sign_in))
         .route(paths::GRANTS_REVOKE, post(grants::revoke))
         .route(paths::LOGOUT_CONFIRM, post(logout::confirm))
         .route(paths::STYLESHEET, get(pages::stylesheet))
         .route(paths::HEALTHZ, get(|| async { "ok" }))
+        .fallback(pages::not_found)
+        .method_not_allowed_fallback(pages::method_not_allowed)
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

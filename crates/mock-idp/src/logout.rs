@@ -15,7 +15,6 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Form as FormBody,
     body::Bytes,
     extract::{RawQuery, State},
     http::{HeaderMap, Method, header},
@@ -30,7 +29,7 @@ use crate::{
     csrf::{self, Purpose},
     form::Form,
     keys::Expect,
-    pages::{PageError, csp_with_forms_to},
+    pages::{PageError, PageForm, csp_with_forms_to},
     paths, session,
 };
 
@@ -179,7 +178,7 @@ fn ask_to_confirm(
 pub async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
-    FormBody(form): FormBody<ConfirmForm>,
+    PageForm(form): PageForm<ConfirmForm>,
 ) -> Result<Response, PageError> {
     csrf::check(
         session::browser(&headers).as_deref(),

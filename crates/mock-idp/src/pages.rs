@@ -9,7 +9,9 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    Form,
+    extract::{FromRequest, FromRequestParts, Query, Request},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
 
@@ -56,6 +58,12 @@ pub enum PageError {
     /// The page is the signed-in person's own.
     #[error("not signed in")]
     NotSignedIn,
+    /// No such page.
+    #[error("no such page")]
+    NotFound,
+    /// A page or form that takes another method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Too many wrong passwords for this sign-in.
     #[error("too many wrong passwords")]
     TooManyAttempts,
@@ -124,12 +132,33 @@ impl IntoResponse for PageError {
             PageError::NotSignedIn => {
                 let page = ErrorPage {
                     title: "You are not signed in".into(),
-                    message: "This page shows your own account at this identity provider. Sign in to an application that uses it, then come back.".into(),
+                    message: "This page shows your own account at this identity provider.".into(),
                     code: Some("login_required".into()),
-                    link: None,
+                    link: Some(Link {
+                        href: crate::paths::GRANTS_SIGN_IN.into(),
+                        text: "Sign in".into(),
+                    }),
                 };
                 (StatusCode::UNAUTHORIZED, page).into_response()
             }
+            PageError::NotFound => {
+                let page = ErrorPage {
+                    title: "There is no such page".into(),
+                    message: "The identity provider has no page at this address.".into(),
+                    code: None,
+                    link: Some(Link {
+                        href: "/".into(),
+                        text: "The identity provider's home".into(),
+                    }),
+                };
+                (StatusCode::NOT_FOUND, page).into_response()
+            }
+            PageError::MethodNotAllowed => page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This address does not take that request",
+                "The page or endpoint is here, but not for this method.",
+                Some("invalid_request"),
+            ),
             PageError::TooManyAttempts => page(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
@@ -168,6 +197,91 @@ fn server_error() -> Response {
         link: None,
     };
     (StatusCode::INTERNAL_SERVER_ERROR, page).into_response()
+}
+
+/// The query of a page, or the error page when it cannot be read (a
+/// repeated or malformed parameter) instead of the framework's plain text.
+pub struct PageQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(PageQuery(value)),
+            Err(_) => Err(PageError::bad_request(
+                "This address is not valid",
+                "Its parameters are malformed or repeated. Go back to the application and start again.",
+                "invalid_request",
+            )),
+        }
+    }
+}
+
+/// A page's form, or the error page when it cannot be read.
+pub struct PageForm<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, PageError> {
+        match Form::<T>::from_request(request, state).await {
+            Ok(Form(value)) => Ok(PageForm(value)),
+            Err(_) => Err(PageError::bad_request(
+                "This form could not be read",
+                "It is malformed or incomplete. Go back to the page and send it again.",
+                "invalid_request",
+            )),
+        }
+    }
+}
+
+/// The IdP's home page: what it is, where its discovery document is, and
+/// the applications registered with it.
+#[derive(Template, WebTemplate)]
+#[template(path = "mock-idp/home.html")]
+pub struct HomePage {
+    pub profile: &'static str,
+    pub issuer: String,
+    pub discovery: String,
+    pub jwks: String,
+    pub grants: &'static str,
+    /// The registered applications that have a home page.
+    pub apps: Vec<Link>,
+}
+
+/// `GET /`.
+pub async fn home(axum::extract::State(state): axum::extract::State<crate::AppState>) -> Response {
+    let mut apps: Vec<Link> = (state.clients.iter())
+        .filter_map(|client| {
+            let href = client.client_uri.clone()?;
+            Some(Link {
+                text: format!("{} ({href})", client.name),
+                href,
+            })
+        })
+        .filter(|link| !link.href.ends_with(crate::paths::GRANTS))
+        .collect();
+    apps.sort_by(|a, b| a.text.cmp(&b.text));
+    HomePage {
+        profile: state.settings.profile.name(),
+        issuer: state.issuer.clone(),
+        discovery: state.endpoint(crate::paths::OPENID_CONFIGURATION),
+        jwks: state.endpoint(crate::paths::KEYS),
+        grants: crate::paths::GRANTS,
+        apps,
+    }
+    .into_response()
+}
+
+/// Any address the IdP has no page for.
+pub async fn not_found() -> PageError {
+    PageError::NotFound
+}
+
+/// A known address asked with a method it does not take.
+pub async fn method_not_allowed() -> PageError {
+    PageError::MethodNotAllowed
 }
 
 /// Content-Security-Policy of every IdP response: only our own CSS, no

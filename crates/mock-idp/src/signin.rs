@@ -12,8 +12,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Form,
-    extract::{Query, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -23,7 +22,7 @@ use tracing::instrument;
 use crate::{
     AppState, authorize,
     interaction::{self, Pending},
-    pages::{PageError, csp_with_forms_to},
+    pages::{PageError, PageForm, PageQuery, csp_with_forms_to},
     paths, session,
     store::User,
     throttle::{self, ClientAddress},
@@ -102,7 +101,7 @@ pub fn with_csp(pending: &Pending, page: impl IntoResponse) -> Response {
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<TxQuery>,
+    PageQuery(q): PageQuery<TxQuery>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_page(&state, &headers, &q.tx)?;
     Ok(with_csp(&pending, sign_in_page(&state, &pending, "", None)))
@@ -114,7 +113,7 @@ pub async fn submit(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    Form(form): Form<SignInForm>,
+    PageForm(form): PageForm<SignInForm>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_form(&state, &headers, &form.tx, &form.csrf)?;
     // NIST SP 800-63B 5.2.2: guesses are throttled per account and per

@@ -5,8 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Form,
-    extract::{Query, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::Response,
 };
@@ -16,7 +15,7 @@ use tracing::instrument;
 use crate::{
     AppState,
     interaction::{self, Pending},
-    pages::PageError,
+    pages::{PageError, PageForm, PageQuery},
     paths,
     signin::{TxQuery, client_name, signed_in, with_csp},
     store::{StoreError, User, new_subject},
@@ -75,7 +74,7 @@ fn sign_up_page(
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<TxQuery>,
+    PageQuery(q): PageQuery<TxQuery>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_page(&state, &headers, &q.tx)?;
     Ok(with_csp(
@@ -115,7 +114,7 @@ fn check_new_account(form: &SignUpForm) -> Result<(), (&'static str, &'static st
 pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<SignUpForm>,
+    PageForm(form): PageForm<SignUpForm>,
 ) -> Result<Response, PageError> {
     let pending = interaction::for_form(&state, &headers, &form.tx, &form.csrf)?;
     let refuse = |field: &str, message: &str| {

@@ -1,7 +1,8 @@
 //! What the three services share about being observed: log set-up, a request
 //! id on every request, and graceful shutdown.
 //!
-//! - `RUST_LOG` filters (default `info`); `--log-format json` for machines.
+//! - `RUST_LOG` filters (default `info`); `--log-format json` for machines;
+//!   colour only on a terminal, never with `NO_COLOR`.
 //! - Every request gets an `x-request-id` (kept if the caller sent one, as
 //!   the BFF does when it calls the API), in its span and its response.
 //! - A request's span records the method and the *path* only: query strings
@@ -15,10 +16,16 @@ use tower_http::{
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber: text for people, JSON for machines.
+/// Colour only on a terminal, and never with `NO_COLOR` (no-color.org): a
+/// log written to a file or a pipe holds no escape codes.
 pub fn init(format: &str) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

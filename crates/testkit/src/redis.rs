@@ -1,17 +1,28 @@
 //! Redis for the tests that need one: the server at `REDIS_URL`
 //! (127.0.0.1:6379 by default), each test under a key prefix of its own.
-//! Without one, such a test says once that it was skipped and passes; with
+//! When none answers and `redis-server` is installed, the tests start one
+//! of their own on a free port (it stops when they end). Without either,
+//! such a test says once that it was skipped and passes; with
 //! `REQUIRE_REDIS=1` (CI) it fails instead.
 
-use std::{io::Write, sync::Once};
+use std::{
+    io::Write,
+    process::{Child, Command, Stdio},
+    sync::{Mutex, Once},
+    time::Duration,
+};
 
 use fred::prelude::{ClientLike, Config, KeysInterface};
+use tokio::sync::OnceCell;
 
 /// The URL of a Redis that answers, or `None` (after saying so once).
 pub async fn available() -> Option<String> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     if ping(&url).await {
         return Some(url);
+    }
+    if let Some(own) = own_server().await {
+        return Some(own);
     }
     if std::env::var("REQUIRE_REDIS").is_ok_and(|v| v == "1") {
         panic!("no Redis answers at {url}, and REQUIRE_REDIS=1");
@@ -20,10 +31,55 @@ pub async fn available() -> Option<String> {
     ONCE.call_once(|| {
         let _ = writeln!(
             std::io::stderr(),
-            "Redis tests skipped: no Redis answers at {url} (start redis-server, or set REDIS_URL)"
+            "Redis tests skipped: no Redis answers at {url} and redis-server is not installed (apt-get install redis-server, or set REDIS_URL)"
         );
     });
     None
+}
+
+/// A `redis-server` of the tests' own, started once per test process, or
+/// `None` when it is not installed. It is started by a shell that waits on
+/// its standard input and stops it at end of input: when this process
+/// ends, however it ends, the pipe closes and the server goes with it.
+async fn own_server() -> Option<String> {
+    static SERVER: OnceCell<Option<String>> = OnceCell::const_new();
+    static SHELL: Mutex<Option<Child>> = Mutex::new(None);
+    SERVER
+        .get_or_init(|| async {
+            let installed = Command::new("sh")
+                .args(["-c", "command -v redis-server"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !installed {
+                return None;
+            }
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .ok()?
+                .port();
+            let script = format!(
+                "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no & \
+                 server=$!; read -r _; kill $server"
+            );
+            let shell = Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            *SHELL.lock().unwrap_or_else(|e| e.into_inner()) = Some(shell);
+            let url = format!("redis://127.0.0.1:{port}");
+            for _ in 0..50 {
+                if ping(&url).await {
+                    return Some(url);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None
+        })
+        .await
+        .clone()
 }
 
 async fn ping(url: &str) -> bool {

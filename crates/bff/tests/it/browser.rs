@@ -650,6 +650,14 @@ async fn every_page_passes_axe_core_at_laptop_and_phone_widths() {
         )
         .await;
     audit.page(&other, &axe, "idp-error").await;
+    // The IdP's own pages, for a browser that has no session there.
+    let stranger = chrome.browser().await;
+    stranger.goto(&stack.idp.page("/")).await;
+    stranger.find("dl.facts").await;
+    audit.page(&stranger, &axe, "idp-home").await;
+    stranger.goto(&stack.idp.page("/grants")).await;
+    stranger.find("a[href='/grants/signin']").await;
+    audit.page(&stranger, &axe, "idp-grants-signed-out").await;
 
     // The audit has teeth: an image without a text alternative is caught.
     other

@@ -162,6 +162,47 @@ async fn rotate_keys_adds_the_key_a_restarted_idp_signs_with() {
 }
 
 #[test]
+fn a_signing_alg_other_than_the_stored_keys_is_warned_about_at_start() {
+    let db = testkit::TempFile::new("mock-idp-alg.db");
+    let url = db.sqlite_url();
+    // An RS256 key in the store, as the first start makes.
+    let made = mock_idp()
+        .args(["rotate-keys", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mut idp = mock_idp()
+        .args([
+            "--port",
+            "0",
+            "--database-url",
+            &url,
+            "--signing-alg",
+            "ES256",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(idp.stderr.take().unwrap());
+    let mut warned = None;
+    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        if line.contains("listening") {
+            break;
+        }
+        if line.contains("--signing-alg ES256 is not used") {
+            warned = Some(line);
+        }
+    }
+    let _ = idp.kill();
+    let _ = idp.wait();
+    let line = warned.expect("a warning before the IdP listens");
+    assert!(
+        line.contains("RS256") && line.contains("rotate-keys"),
+        "{line}"
+    );
+}
+
+#[test]
 fn unreadable_config_exits_nonzero_with_one_line_naming_config_and_no_backtrace() {
     let missing =
         std::env::temp_dir().join(format!("no-such-dir-{}/idp.toml", testkit::random_string()));

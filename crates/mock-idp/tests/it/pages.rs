@@ -512,3 +512,100 @@ async fn one_sign_in_page_does_not_take_endless_password_guesses_owasp_authentic
     let page = browser.get(&signin).send().await.unwrap();
     assert_eq!(page.status(), 400);
 }
+
+// ---- no dead ends ---------------------------------------------------------------
+
+#[tokio::test]
+async fn the_home_page_says_what_the_idp_is_and_links_discovery_grants_and_the_demo_app() {
+    let idp = Idp::start().await;
+    let response = http_client().get(idp.page("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    for needle in [
+        "OpenID Provider",
+        &idp.issuer,
+        &idp.url("/.well-known/openid-configuration"),
+        "href=\"/grants\"",
+        "http://localhost:3000/",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from:\n{html}");
+    }
+}
+
+#[tokio::test]
+async fn the_grants_page_offers_a_sign_in_that_leads_back_to_it() {
+    let idp = Idp::start().await;
+    let browser = http_client();
+    let html = assert_error_page(browser.get(idp.page("/grants")).send().await.unwrap(), 401).await;
+    assert!(html.contains("href=\"/grants/signin\""), "{html}");
+    // Sign in through it: the IdP's own sign-in page, then back to /grants.
+    let signin = location(
+        &browser
+            .get(idp.page("/grants/signin"))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(signin.contains("/signin?tx="), "{signin}");
+    let back = location(&sign_in(&browser, &signin, &ALICE).await);
+    assert!(back.starts_with(&idp.page("/grants?")), "{back}");
+    let page = browser.get(&back).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Alice"));
+}
+
+#[tokio::test]
+async fn the_account_page_client_cannot_get_tokens_rfc6749_5_2() {
+    let idp = Idp::start().await;
+    let browser = http_client();
+    let signin = location(
+        &browser
+            .get(idp.page("/grants/signin"))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let back = location(&sign_in(&browser, &signin, &ALICE).await);
+    let code = query_of(&back)["code"].clone();
+    let response = http_client()
+        .post(idp.url("/v1/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "mock-idp-account"),
+            ("code", &code),
+            ("redirect_uri", &idp.page("/grants")),
+            ("code_verifier", &"v".repeat(43)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized_client");
+}
+
+#[tokio::test]
+async fn every_error_a_person_can_reach_is_the_styled_page() {
+    let idp = Idp::start().await;
+    let browser = http_client();
+    for (request, status) in [
+        (browser.get(idp.page("/no-such-page")), 404),
+        (browser.get(idp.page("/signin?tx=a&tx=b")), 400),
+        (browser.get(idp.page("/consent?tx=a&tx=b")), 400),
+        (browser.get(idp.page("/signin")), 400),
+        (
+            browser
+                .post(idp.page("/signin"))
+                .body("%%%")
+                .header("content-type", "application/x-www-form-urlencoded"),
+            400,
+        ),
+        (browser.delete(idp.page("/grants")), 405),
+    ] {
+        let html = assert_error_page(request.send().await.unwrap(), status).await;
+        assert!(
+            html.contains("idp.css") && !html.contains("Failed to deserialize"),
+            "{html}"
+        );
+    }
+}

@@ -1,4 +1,5 @@
 //! The stack as a person runs it: the real binaries, started the way
 //! `just up` starts them, their command lines and their logs.
 
+mod readme;
 mod stack;

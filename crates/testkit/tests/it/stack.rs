@@ -77,6 +77,139 @@ impl Up {
     }
 }
 
+/// `scripts/up.sh` (what `just up` runs) with the binaries already built,
+/// its environment as `configure` sets it, its output collected.
+fn up(configure: impl FnOnce(&mut Command)) -> Up {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("bash");
+    child
+        .arg("scripts/up.sh")
+        .current_dir(workspace_root())
+        .env("UP_NO_BUILD", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    configure(&mut child);
+    let mut child = child.spawn().expect("start scripts/up.sh");
+    let output = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut out = output.lock().unwrap();
+                out.push_str(&line);
+                out.push('\n');
+            }
+        });
+    }
+    Up { child, output }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn just_up_refuses_a_taken_port_at_once_and_says_how_to_find_its_holder() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().port();
+    let mut up = up(|child| {
+        child
+            .env("IDP_PORT", free_port().to_string())
+            .env("API_PORT", free_port().to_string())
+            .env("BFF_PORT", taken.to_string());
+    });
+    let status = up.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{}", up.output());
+    up.wait_for(
+        &format!("port {taken} (bff) is already taken"),
+        Duration::from_secs(5),
+    );
+    assert!(
+        up.output()
+            .contains(&format!("ss -ltnp 'sport = :{taken}'"))
+    );
+    assert!(!up.output().contains("is up"), "nothing claimed to be up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn just_up_on_moved_ports_moves_every_url_and_sign_in_works() {
+    let (idp_port, api_port, bff_port) = (free_port(), free_port(), free_port());
+    let idp_db = TempFile::new("moved-idp.db");
+    let api_db = TempFile::new("moved-api.db");
+    let up = up(|child| {
+        child
+            .env("IDP_PORT", idp_port.to_string())
+            .env("API_PORT", api_port.to_string())
+            .env("BFF_PORT", bff_port.to_string())
+            .env("IDP_DATABASE_URL", idp_db.sqlite_url())
+            .env("API_DATABASE_URL", api_db.sqlite_url())
+            .env("BFF_SESSION_STORE", "memory");
+    });
+    up.wait_for("Open ", Duration::from_secs(300));
+    let bff = format!("http://localhost:{bff_port}");
+    assert!(
+        up.output().contains(&format!("Open {bff}")),
+        "{}",
+        up.output()
+    );
+    let browser = http_client();
+    let home = sign_in_at_bff(&browser, &bff, &ALICE, &mut Received::default()).await;
+    assert_eq!(home, format!("{bff}/"));
+    let notes = browser
+        .get(format!("{bff}/bff/api/notes"))
+        .header("X-CSRF", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notes.status(), 200, "the API on its moved port answers");
+}
+
+#[test]
+fn just_up_with_json_logs_prints_json_only_each_line_naming_its_service() {
+    use std::os::unix::process::CommandExt;
+    let idp_db = TempFile::new("json-idp.db");
+    let api_db = TempFile::new("json-api.db");
+    let mut child = Command::new("bash")
+        .arg("scripts/up.sh")
+        .current_dir(workspace_root())
+        .env("UP_NO_BUILD", "1")
+        .env("LOG_FORMAT", "json")
+        .env("IDP_PORT", free_port().to_string())
+        .env("API_PORT", free_port().to_string())
+        .env("BFF_PORT", free_port().to_string())
+        .env("IDP_DATABASE_URL", idp_db.sqlite_url())
+        .env("API_DATABASE_URL", api_db.sqlite_url())
+        .env("BFF_SESSION_STORE", "memory")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut services = std::collections::BTreeSet::new();
+    for line in stdout.lines().map_while(Result::ok) {
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let service = json["service"]
+            .as_str()
+            .expect("a service field")
+            .to_owned();
+        let listening = line.contains("listening");
+        services.insert(service);
+        if listening && services.len() == 3 {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+    assert_eq!(
+        services.into_iter().collect::<Vec<_>>(),
+        ["api", "bff", "idp"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn just_up_runs_the_real_binaries_and_logs_no_secret_of_a_login() {
     let (idp_port, api_port, bff_port) = (free_port(), free_port(), free_port());
@@ -99,51 +232,29 @@ async fn just_up_runs_the_real_binaries_and_logs_no_secret_of_a_login() {
     let sessions = TempFile::new("stack-bff.db");
     let key = bff::session::Sealer::new_key();
 
-    let mut child = Command::new("bash");
-    child
-        .arg("scripts/up.sh")
-        .current_dir(workspace_root())
-        .env("UP_NO_BUILD", "1")
-        .env("RUST_LOG", "debug")
-        .env("IDP_PORT", idp_port.to_string())
-        .env("IDP_ISSUER", &issuer)
-        .env("IDP_CONFIG", &config_path)
-        .env(
-            "IDP_DATABASE_URL",
-            format!("sqlite://{}", tmp.join("idp.db").display()),
-        )
-        .env("API_PORT", api_port.to_string())
-        .env("API_ISSUER", &issuer)
-        .env(
-            "API_DATABASE_URL",
-            format!("sqlite://{}", tmp.join("api.db").display()),
-        )
-        .env("BFF_PORT", bff_port.to_string())
-        .env("BFF_PUBLIC_URL", &bff)
-        .env("BFF_ISSUER", &issuer)
-        .env("BFF_API_URL", format!("http://127.0.0.1:{api_port}"))
-        .env("BFF_SESSION_STORE", sessions.sqlite_url())
-        .env("BFF_SESSION_KEYS", &key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    use std::os::unix::process::CommandExt;
-    let mut child = child.spawn().expect("start scripts/up.sh");
-    let output = Arc::new(Mutex::new(String::new()));
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let mut out = output.lock().unwrap();
-                out.push_str(&line);
-                out.push('\n');
-            }
-        });
-    }
-    let up = Up { child, output };
+    let up = up(|child| {
+        child
+            .env("RUST_LOG", "debug")
+            .env("IDP_PORT", idp_port.to_string())
+            .env("IDP_ISSUER", &issuer)
+            .env("IDP_CONFIG", &config_path)
+            .env(
+                "IDP_DATABASE_URL",
+                format!("sqlite://{}", tmp.join("idp.db").display()),
+            )
+            .env("API_PORT", api_port.to_string())
+            .env("API_ISSUER", &issuer)
+            .env(
+                "API_DATABASE_URL",
+                format!("sqlite://{}", tmp.join("api.db").display()),
+            )
+            .env("BFF_PORT", bff_port.to_string())
+            .env("BFF_PUBLIC_URL", &bff)
+            .env("BFF_ISSUER", &issuer)
+            .env("BFF_API_URL", format!("http://127.0.0.1:{api_port}"))
+            .env("BFF_SESSION_STORE", sessions.sqlite_url())
+            .env("BFF_SESSION_KEYS", &key);
+    });
     up.wait_for("Open ", Duration::from_secs(300));
     for label in ["[idp]", "[api]", "[bff]"] {
         assert!(up.output().contains(label), "output is labelled {label}");
