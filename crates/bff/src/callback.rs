@@ -31,9 +31,11 @@ use tower_sessions::Session;
 use tracing::instrument;
 
 use crate::{
-    AppState, id_token,
+    AppState,
+    flow::{self, Kind, Step},
+    id_token,
     reply::{self, ErrorPage},
-    session::{self, Login, PENDING_LIFETIME, SignedIn, Tokens, User},
+    session::{self, Login, PENDING_LIFETIME, Purpose, SignedIn, Tokens, User},
 };
 
 #[derive(Deserialize)]
@@ -172,15 +174,39 @@ async fn handle(
         _ => {}
     }
     // 3. An error response (RFC 6749 4.1.2.1).
+    if let Some(error) = &q.error
+        && pending.purpose == Purpose::LabWrongVerifier
+    {
+        return Ok(flow::lab::no_fresh_code(state, session, error).await);
+    }
     if let Some(error) = q.error {
         // The code only, escaped: the description is whatever the URL said.
         tracing::info!(error = ?error, "provider returned an error");
         return Err(CallbackError::Denied(error));
     }
     let code = q.code.ok_or(CallbackError::MissingCode)?;
+    // The attack lab's fresh code, to redeem with a wrong verifier.
+    if pending.purpose == Purpose::LabWrongVerifier {
+        return Ok(flow::lab::wrong_verifier(state, session, &code).await);
+    }
+    let callback_step = Step::new(Kind::Callback, now, crate::here!("handle"))
+        .request(
+            "GET",
+            &state.config.redirect_uri(),
+            vec![
+                ("code".to_owned(), flow::mask(&code)),
+                ("state".to_owned(), flow::mask(&pending.state)),
+                (
+                    "iss".to_owned(),
+                    q.iss.clone().unwrap_or_else(|| "(not sent)".to_owned()),
+                ),
+            ],
+        )
+        .outcome("state is one this browser started, used once; iss is the provider's (RFC 9207)");
 
     // 4. Step 6: code + verifier to the token endpoint.
-    let response = exchange(state, code, pending.pkce_verifier).await?;
+    let verifier = pending.pkce_verifier.clone();
+    let response = exchange(state, code.clone(), pending.pkce_verifier).await?;
 
     // 5. OIDC Core 3.1.3.7: the ID token.
     let verified = id_token::verify_login(state, &response, &Nonce::new(pending.nonce))
@@ -202,7 +228,7 @@ async fn handle(
         .and_then(|v| v.as_str())
         .map(str::to_owned);
     let login = Login {
-        tokens: Tokens::from_response(&response, Some(verified.raw), None, now),
+        tokens: Tokens::from_response(&response, Some(verified.raw.clone()), None, now),
         user,
         sid,
         signed_in_at: now,
@@ -216,7 +242,108 @@ async fn handle(
             CallbackError::Session
         })?;
     tracing::info!(sub = %login.user.sub, "signed in");
+
+    // The flow inspector's trace of this login, and what the lab's replay
+    // attack needs.
+    let mut trace = pending.trace;
+    trace.push(at_idp_step(pending.started_at, now, &verified));
+    trace.push(callback_step);
+    trace.extend(token_steps(
+        state, &code, &verifier, &response, &verified, now,
+    ));
+    trace.extend(flow::api_steps(state, &login.tokens.access_token).await);
+    flow::store(session, trace).await;
+    flow::lab::remember_spent_code(session, &code, &verifier).await;
     Ok(pending.return_url)
+}
+
+/// Steps 3-4 of the trace: the browser at the IdP.
+fn at_idp_step(left: i64, back: i64, verified: &id_token::Verified) -> Step {
+    let auth_time = verified
+        .all_claims
+        .get("auth_time")
+        .and_then(|v| v.as_i64())
+        .map_or_else(|| "(not in the ID token)".to_owned(), flow::when);
+    let source = Kind::AtIdp
+        .source_elsewhere()
+        .unwrap_or_else(|| crate::here!("handle"));
+    Step::new(Kind::AtIdp, back, source)
+        .detail("left for the IdP", flow::when(left))
+        .detail("back at the BFF", flow::when(back))
+        .detail("time at the IdP", format!("{} s", back - left))
+        .detail("signed in at (auth_time, from the ID token)", auth_time)
+        .outcome("the person signed in and allowed the app; the BFF saw none of it")
+}
+
+/// Steps 6-8 of the trace: the token request, the IdP's PKCE check, the
+/// tokens.
+fn token_steps(
+    state: &AppState,
+    code: &str,
+    verifier: &str,
+    response: &CoreTokenResponse,
+    verified: &id_token::Verified,
+    now: i64,
+) -> Vec<Step> {
+    use oauth2::TokenResponse as _;
+    let provider = state.provider.get();
+    let token_endpoint = provider.token_endpoint.clone().unwrap_or_default();
+    let mut params = vec![
+        ("grant_type".to_owned(), "authorization_code".to_owned()),
+        ("code".to_owned(), flow::mask(code)),
+        ("redirect_uri".to_owned(), state.config.redirect_uri()),
+        ("code_verifier".to_owned(), flow::mask(verifier)),
+    ];
+    params.extend(flow::client_authentication(state));
+    let challenge = flow::s256(verifier);
+    let pkce_source = Kind::PkceCheck
+        .source_elsewhere()
+        .unwrap_or_else(|| crate::here!("exchange"));
+    let mut tokens = Step::new(Kind::Tokens, now, crate::here!("verify_login"))
+        .detail("token_type", response.token_type().as_ref().to_owned())
+        .detail(
+            "expires_in",
+            response
+                .expires_in()
+                .map_or_else(|| "(not sent)".to_owned(), |d| format!("{} s", d.as_secs())),
+        )
+        .detail(
+            "scope",
+            response.scopes().map_or_else(
+                || "(as asked)".to_owned(),
+                |scopes| {
+                    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                    names.join(" ")
+                },
+            ),
+        )
+        .token("access token", response.access_token().secret())
+        .token("ID token", &verified.raw);
+    if let Some(refresh) = response.refresh_token() {
+        tokens = tokens.token("refresh token", refresh.secret());
+    }
+    if verified.fetched_keys {
+        tokens = tokens.detail(
+            "keys",
+            "the ID token was signed by a key the BFF had not seen: it fetched the provider's keys again",
+        );
+    }
+    let kid = flow::decode("ID token", &verified.raw)
+        .and_then(|d| d.header["kid"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    vec![
+        Step::new(Kind::TokenRequest, now, crate::here!("exchange"))
+            .request("POST", &token_endpoint, params)
+            .outcome("200 OK: the provider accepted the code and the verifier"),
+        Step::new(Kind::PkceCheck, now, pkce_source)
+            .detail("code_verifier (sent in step 6)", flow::mask(verifier))
+            .detail("BASE64URL(SHA-256(code_verifier))", challenge.clone())
+            .detail("code_challenge (sent in step 2)", challenge)
+            .outcome("equal: only the client that made the challenge could redeem the code"),
+        tokens.outcome(format!(
+            "the BFF verified the ID token (signature by key {kid}, iss, aud, exp, iat, nonce, at_hash) and keeps the three tokens in the server-side session"
+        )),
+    ]
 }
 
 /// Step 6: the token request.

@@ -212,6 +212,11 @@ pub struct Config {
     /// history and logs), or `get` for providers that accept only that.
     #[arg(long, global = true, env = "BFF_LOGOUT_METHOD", default_value = "post", value_parser = ["post", "get"])]
     pub logout_method: String,
+    /// Where the repository's files are on the web, for the flow
+    /// inspector's links to the code of each step (e.g.
+    /// https://github.com/you/repo/blob/main). Unset: paths only.
+    #[arg(long, global = true, env = "BFF_SOURCE_URL")]
+    pub source_url: Option<String>,
     /// Log format: `text` for people, `json` for machines.
     #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -34,3 +34,14 @@ pub async fn require_header(request: Request, next: Next) -> Response {
     }
     next.run(request).await
 }
+
+/// A form's anti-CSRF token (its `csrf` field) is `expected`, or the
+/// request carries `X-CSRF: 1` (a script): how the BFF's forms that change
+/// something (sign-out, the attack lab) are protected.
+pub fn form_or_header(body: &[u8], headers: &HeaderMap, expected: &str) -> bool {
+    let form_token = url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    crate::same_secret(&form_token, expected) || has_header(headers)
+}

@@ -42,6 +42,9 @@ pub struct Verified {
     /// type has no field for (`sid`, a provider's own).
     pub all_claims: serde_json::Map<String, serde_json::Value>,
     pub raw: String,
+    /// The provider's keys had to be fetched again to verify it (a new
+    /// `kid`: the provider rotated its keys).
+    pub fetched_keys: bool,
 }
 
 /// The claims of a JWT whose signature has been verified.
@@ -132,6 +135,7 @@ fn check(
         claims: claims.clone(),
         all_claims: payload(&raw),
         raw,
+        fetched_keys: false,
     })
 }
 
@@ -145,7 +149,10 @@ async fn check_with_fresh_keys(
     let provider = state.provider.get();
     match check(state, &provider, response, nonce) {
         Err(IdTokenError::UnknownKey) => match state.provider.refresh().await {
-            Some(fresh) => check(state, &fresh, response, nonce),
+            Some(fresh) => check(state, &fresh, response, nonce).map(|verified| Verified {
+                fetched_keys: true,
+                ..verified
+            }),
             None => Err(IdTokenError::UnknownKey),
         },
         other => other,

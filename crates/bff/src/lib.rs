@@ -13,6 +13,7 @@
 //! | `ANY /bff/api/{*path}` | `proxy` (step 9), after `refresh` |
 //! | `POST /bff/logout` | `logout` (RP-initiated logout) |
 //! | `POST /bff/backchannel` | `backchannel` (back-channel logout) |
+//! | `GET /flow`, `GET /flow.json`, `/flow/lab` | `flow` (the flow inspector and the attack lab) |
 //!
 //! Sessions and their store are `session`; the provider as discovery
 //! describes it is `provider`.
@@ -22,6 +23,7 @@ pub mod callback;
 pub mod client_auth;
 pub mod config;
 pub mod csrf;
+pub mod flow;
 pub mod id_token;
 pub mod login;
 pub mod logout;
@@ -74,6 +76,8 @@ pub struct AppState {
     pub clock: Clock,
     /// How the BFF proves it is the client.
     pub client_auth: Arc<client_auth::ClientAuth>,
+    /// The attack lab's attacks per session.
+    pub lab_limiter: Arc<flow::lab::Limiter>,
 }
 
 impl AppState {
@@ -125,6 +129,7 @@ pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
         refreshes: Arc::default(),
         clock,
         client_auth: Arc::new(client_auth::ClientAuth::from_config(config)?),
+        lab_limiter: flow::lab::limiter(),
     };
     Ok(router(state))
 }
@@ -132,6 +137,7 @@ pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
 fn router(state: AppState) -> Router {
     let json_api = Router::new()
         .route("/bff/user", get(user::user))
+        .route("/flow.json", get(flow::page::json))
         .route("/bff/api/{*path}", any(proxy::proxy))
         .route_layer(middleware::from_fn(csrf::require_header));
     let session_layer = state.store.layer();
@@ -140,6 +146,9 @@ fn router(state: AppState) -> Router {
         .route("/bff/login", get(login::login))
         .route("/bff/callback", get(callback::callback))
         .route("/bff/logout", post(logout::logout))
+        .route("/flow", get(flow::page::show))
+        .route("/flow/lab", get(flow::lab::show))
+        .route("/flow/lab/{id}", post(flow::lab::attack))
         .merge(json_api)
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/app.js", get(pages::script))

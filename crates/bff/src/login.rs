@@ -19,8 +19,10 @@ use tower_sessions::Session;
 use tracing::instrument;
 
 use crate::{
-    AppState, reply,
-    session::{self, PendingLogin},
+    AppState,
+    flow::{self, Kind, Step},
+    reply,
+    session::{self, PendingLogin, Purpose},
 };
 
 #[derive(Deserialize)]
@@ -63,6 +65,29 @@ pub async fn login(
     Query(q): Query<LoginQuery>,
 ) -> Response {
     let return_url = safe_return_url(q.return_url.as_deref());
+    match begin(&state, &session, return_url, Purpose::SignIn, &[]).await {
+        Ok(url) => {
+            tracing::info!("step2_redirect_to_authorize");
+            // Step 2: to the authorization endpoint, with the challenge.
+            Redirect::to(&url).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not store the login attempt");
+            reply::unavailable_page()
+        }
+    }
+}
+
+/// Makes a login attempt (step 1), keeps it in this browser's session, and
+/// returns the authorization request's URL (step 2), with `extra`
+/// parameters beside the configured ones.
+pub async fn begin(
+    state: &AppState,
+    session: &Session,
+    return_url: String,
+    purpose: Purpose,
+    extra: &[(&str, &str)],
+) -> Result<String, session::SessionError> {
     // Step 1: verifier (32 random bytes, 43 characters) and its S256 challenge.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let provider = state.provider.get();
@@ -78,21 +103,44 @@ pub async fn login(
     for (name, value) in &state.config.authorize_params {
         request = request.add_extra_param(name.clone(), value.clone());
     }
+    for (name, value) in extra {
+        request = request.add_extra_param(*name, *value);
+    }
+    let challenge_text = challenge.as_str().to_owned();
     let (url, csrf_state, nonce) = request.set_pkce_challenge(challenge).url();
+    let now = state.clock.now();
+    // The flow inspector's steps 1-2, every secret masked.
+    let trace = vec![
+        Step::new(Kind::Verifier, now, crate::here!("begin"))
+            .detail("code_verifier", flow::mask(verifier.secret()))
+            .detail("made from", "32 random bytes, base64url-encoded")
+            .detail("code_challenge_method", "S256")
+            .detail(
+                "code_challenge = BASE64URL(SHA-256(code_verifier))",
+                challenge_text,
+            )
+            .detail("state", flow::mask(csrf_state.secret()))
+            .detail("nonce", flow::mask(nonce.secret()))
+            .outcome("kept in this browser's server-side session; only the challenge leaves"),
+        Step::new(Kind::Authorize, now, crate::here!("begin"))
+            .request(
+                "GET",
+                &flow::without_query(url.as_str()),
+                flow::params_of(url.as_str(), &["state", "nonce"]),
+            )
+            .outcome("303 See Other: the browser goes to the authorization endpoint"),
+    ];
     let pending = PendingLogin {
         state: csrf_state.secret().clone(),
         pkce_verifier: verifier.secret().clone(),
         nonce: nonce.secret().clone(),
         return_url,
-        started_at: state.clock.now(),
+        started_at: now,
+        trace,
+        purpose,
     };
-    if let Err(e) = session::add_pending(&state, &session, pending).await {
-        tracing::error!(error = %e, "could not store the login attempt");
-        return reply::unavailable_page();
-    }
-    tracing::info!("step2_redirect_to_authorize");
-    // Step 2: to the authorization endpoint, with the challenge.
-    Redirect::to(url.as_str()).into_response()
+    session::add_pending(state, session, pending).await?;
+    Ok(url.to_string())
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use tracing::instrument;
 
 use crate::{
     AppState, csrf,
+    flow::{self, Kind, Step},
     reply::{self, ErrorPage},
     session::{self, SignedIn},
 };
@@ -54,13 +55,7 @@ pub async fn logout(
         // Nobody to sign out: just go home.
         return Redirect::to("/").into_response();
     };
-    // The form's `csrf` field (an empty body from a script has none).
-    let form_token = url::form_urlencoded::parse(&body)
-        .find(|(name, _)| name == "csrf")
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default();
-    let form_ok = crate::same_secret(&form_token, &signed_in.csrf);
-    if !form_ok && !csrf::has_header(&headers) {
+    if !csrf::form_or_header(&body, &headers, &signed_in.csrf) {
         return ErrorPage::response(
             StatusCode::UNAUTHORIZED,
             "Sign-out was not confirmed",
@@ -68,24 +63,56 @@ pub async fn logout(
             false,
         );
     }
-    if let Some(refresh_token) = &signed_in.login.tokens.refresh_token {
-        revoke(&state, refresh_token).await;
-    }
+    let revoked = match &signed_in.login.tokens.refresh_token {
+        Some(refresh_token) => revoke(&state, refresh_token).await,
+        None => "no refresh token to give back".to_owned(),
+    };
     let id_token = signed_in.login.tokens.id_token.clone();
     let sub = signed_in.login.user.sub.clone();
+    // The flow inspector's trace outlives the session: the browser's next
+    // session keeps it, with the sign-out at its end.
+    let trace = flow::load(&session).await;
     if let Err(e) = signed_in.end(&state).await {
         tracing::error!(error = %e, "could not end the session");
         return reply::unavailable_page();
     }
     tracing::info!(%sub, "signed out");
     let provider = state.provider.get();
+    let sign_out = Step::new(Kind::SignOut, state.clock.now(), crate::here!("logout"))
+        .detail("session", "ended here")
+        .detail("refresh token", revoked);
     let Some(end_session) = provider.extra.end_session_endpoint.clone() else {
+        let sign_out = sign_out
+            .outcome("the provider has no end-session endpoint: signed out of this app only");
+        flow::store(&session, [trace, vec![sign_out]].concat()).await;
         return Redirect::to("/?signed_out=local").into_response();
     };
     let logout_state = crate::random_token();
     if let Err(e) = session::expect_logout_return(&state, &session, &logout_state).await {
         tracing::warn!(error = %e, "could not remember the logout's state");
     }
+    let sign_out = sign_out
+        .request(
+            if state.config.logout_method == "get" {
+                "GET"
+            } else {
+                "POST"
+            },
+            &end_session,
+            vec![
+                ("id_token_hint".to_owned(), flow::mask(&id_token)),
+                ("client_id".to_owned(), state.config.client_id.clone()),
+                (
+                    "post_logout_redirect_uri".to_owned(),
+                    state.config.post_logout_redirect_uri(),
+                ),
+                ("state".to_owned(), flow::mask(&logout_state)),
+            ],
+        )
+        .outcome(
+            "the browser takes the sign-out to the provider, which sends it back with the state",
+        );
+    flow::store(&session, [trace, vec![sign_out]].concat()).await;
     let fields = vec![
         ("id_token_hint", id_token),
         ("client_id", state.config.client_id.clone()),
@@ -110,11 +137,12 @@ pub async fn logout(
 }
 
 /// RFC 7009: the refresh token goes back to the provider. Best effort: a
-/// provider that is down must not keep the person signed in here.
-async fn revoke(state: &AppState, refresh_token: &str) {
+/// provider that is down must not keep the person signed in here. What
+/// happened, in words, for the flow inspector.
+async fn revoke(state: &AppState, refresh_token: &str) -> String {
     let provider = state.provider.get();
     let Some(endpoint) = &provider.extra.revocation_endpoint else {
-        return;
+        return "kept: the provider has no revocation endpoint".to_owned();
     };
     let mut form = vec![
         ("token", refresh_token.to_owned()),
@@ -133,12 +161,21 @@ async fn revoke(state: &AppState, refresh_token: &str) {
         Ok(request) => request.form(&form).send().await,
         Err(e) => {
             tracing::warn!(error = %e, "could not authenticate the revocation");
-            return;
+            return "not revoked: the BFF could not authenticate".to_owned();
         }
     };
     match result {
-        Ok(r) if r.status().is_success() => tracing::info!("refresh token revoked"),
-        Ok(r) => tracing::warn!(status = %r.status(), "refresh token revocation refused"),
-        Err(e) => tracing::warn!(error = %e.without_url(), "refresh token revocation failed"),
+        Ok(r) if r.status().is_success() => {
+            tracing::info!("refresh token revoked");
+            format!("revoked at {endpoint} (RFC 7009)")
+        }
+        Ok(r) => {
+            tracing::warn!(status = %r.status(), "refresh token revocation refused");
+            format!("revocation refused: {}", r.status())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.without_url(), "refresh token revocation failed");
+            "revocation failed: the provider did not answer".to_owned()
+        }
     }
 }

@@ -29,7 +29,9 @@ use openidconnect::core::CoreTokenResponse;
 use tracing::instrument;
 
 use crate::{
-    AppState, id_token,
+    AppState,
+    flow::{self, Kind, Step},
+    id_token,
     session::{Login, SignedIn, StoreError, Tokens},
 };
 
@@ -154,6 +156,7 @@ async fn refresh_and_store(state: &AppState, signed_in: &mut SignedIn) -> Result
     let id_token = id_token::verify_refreshed(state, &response, &signed_in.login.user.sub)
         .await
         .map_err(|e| RefreshError::IdToken(e.to_string()))?;
+    let fetched_keys = id_token.as_ref().is_some_and(|v| v.fetched_keys);
     let mut login = signed_in.login.clone();
     login.tokens = Tokens::from_response(
         &response,
@@ -169,10 +172,76 @@ async fn refresh_and_store(state: &AppState, signed_in: &mut SignedIn) -> Result
         // Under the lease nobody else writes: the session ended meanwhile.
         return Err(RefreshError::Ended);
     }
+    let event = refresh_event(state, &signed_in.login, &login, &response);
+    let mut events = Vec::new();
+    if fetched_keys {
+        events.push(
+            Step::new(Kind::KeysFetched, state.clock.now(), crate::here!("refresh_and_store"))
+                .outcome("the refreshed ID token was signed by a key the BFF had not seen: it fetched the provider's keys again, and the token verified"),
+        );
+    }
+    events.push(event);
+    flow::append(&signed_in.session, events).await;
     signed_in.login = login;
     signed_in.version += 1;
     tracing::info!("access token refreshed");
     Ok(())
+}
+
+/// The flow inspector's record of a refresh.
+fn refresh_event(
+    state: &AppState,
+    before: &Login,
+    after: &Login,
+    response: &CoreTokenResponse,
+) -> Step {
+    use oauth2::TokenResponse as _;
+    let provider = state.provider.get();
+    let mut params = vec![
+        ("grant_type".to_owned(), "refresh_token".to_owned()),
+        (
+            "refresh_token".to_owned(),
+            before
+                .tokens
+                .refresh_token
+                .as_deref()
+                .map(flow::mask)
+                .unwrap_or_default(),
+        ),
+    ];
+    params.extend(state.config.refresh_params.iter().cloned());
+    params.extend(flow::client_authentication(state));
+    let rotated = match (&before.tokens.refresh_token, response.refresh_token()) {
+        (Some(old), Some(new)) if old != new.secret() => "rotated: a new one, the old one spent",
+        (_, Some(_)) => "the same one again",
+        (_, None) => "none sent: the BFF keeps the one it has",
+    };
+    let id_token = match after.tokens.id_token != before.tokens.id_token {
+        true => "a new one, verified",
+        false => "none sent: the BFF keeps the one it has",
+    };
+    let mut step = Step::new(
+        Kind::Refresh,
+        state.clock.now(),
+        crate::here!("refresh_and_store"),
+    )
+    .request(
+        "POST",
+        provider.token_endpoint.as_deref().unwrap_or_default(),
+        params,
+    )
+    .detail(
+        "access token valid until",
+        flow::when(after.tokens.access_expires_at),
+    )
+    .detail("refresh token", rotated)
+    .detail("ID token", id_token)
+    .token("access token", &after.tokens.access_token)
+    .outcome("200 OK: one refresh grant for this session, however many requests were waiting");
+    if after.tokens.id_token != before.tokens.id_token {
+        step = step.token("ID token", &after.tokens.id_token);
+    }
+    step
 }
 
 /// The refresh request itself, its failure sorted into definitive or not.

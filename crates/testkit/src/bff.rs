@@ -132,6 +132,14 @@ impl Bff {
         sign_in_at_bff(browser, &self.base_url, account, received).await
     }
 
+    /// A fresh browser, signed in through this BFF as `account`.
+    pub async fn signed_in_browser(&self, account: &Account) -> reqwest::Client {
+        let browser = crate::http_client();
+        self.sign_in(&browser, account, &mut Received::default())
+            .await;
+        browser
+    }
+
     /// The anti-CSRF token of the home page's sign-out form.
     pub async fn sign_out_token(&self, browser: &reqwest::Client) -> String {
         let home = browser

@@ -84,6 +84,8 @@ struct FaultState {
     counts: HashMap<String, usize>,
     /// Every token a `/v1/token` answer carried, as the client got it.
     issued: Vec<String>,
+    /// The bodies of the requests to `/v1/token`, as the client sent them.
+    token_requests: Vec<String>,
     /// Changes made to every successful `/v1/token` answer on its way out:
     /// a provider (or anyone between it and the client) that misbehaves.
     tamper: Option<Tamper>,
@@ -105,6 +107,13 @@ impl Faults {
     /// server's answer.
     pub fn fail(&self, suffix: &str, status: u16) {
         self.state().failures.insert(suffix.to_owned(), status);
+    }
+
+    /// The form bodies the token endpoint received, in order: what a client
+    /// sent (its verifier, its code), for a test to compare with what it
+    /// shows.
+    pub fn token_requests(&self) -> Vec<String> {
+        self.state().token_requests.clone()
     }
 
     /// Successful token responses pass through `change` first.
@@ -183,6 +192,17 @@ async fn apply(State(faults): State<Faults>, request: Request, next: Next) -> Re
         let body = r#"{"error":"temporarily_unavailable"}"#;
         return (status, [("content-type", "application/json")], body).into_response();
     }
+    let request = if path.ends_with("/v1/token") {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        faults.state().token_requests.push(text);
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        request
+    };
     let response = next.run(request).await;
     if !(path.ends_with("/v1/token") && response.status() == StatusCode::OK) {
         return response;

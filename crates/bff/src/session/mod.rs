@@ -49,6 +49,23 @@ pub struct PendingLogin {
     pub nonce: String,
     pub return_url: String,
     pub started_at: i64,
+    /// Steps 1-2 of the flow inspector's trace ([`crate::flow`]).
+    #[serde(default)]
+    pub trace: Vec<crate::flow::Step>,
+    /// What the login is for: a person signing in, or an attack of the lab
+    /// that needs a fresh code ([`crate::flow::lab`]).
+    #[serde(default)]
+    pub purpose: Purpose,
+}
+
+/// What a login attempt is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    #[default]
+    SignIn,
+    /// The lab's "redeem a fresh code with a wrong verifier".
+    LabWrongVerifier,
 }
 
 /// The tokens of a signed-in session. Never leaves the server.

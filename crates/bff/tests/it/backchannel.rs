@@ -7,8 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_case::test_case;
 use testkit::{
-    ALICE, BOB, CLIENT_ID, bff::Received, claims_of, http_client, random_string, redis,
-    stack::Stack,
+    ALICE, BOB, CLIENT_ID, bff::Received, claims_of, random_string, redis, stack::Stack,
 };
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -16,11 +15,7 @@ const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Signs in `account` in a fresh browser; returns it and its session's `sid`
 /// at the IdP (from the ID token the BFF received).
 async fn signed_in(stack: &Stack, account: &testkit::Account) -> (reqwest::Client, String) {
-    let browser = http_client();
-    stack
-        .bff
-        .sign_in(&browser, account, &mut Received::default())
-        .await;
+    let browser = stack.bff.signed_in_browser(account).await;
     let user: Value = stack.bff.user(&browser).await.json().await.unwrap();
     let sid = user["claims"]["sid"].as_str().expect("a sid").to_owned();
     (browser, sid)

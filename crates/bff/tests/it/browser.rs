@@ -39,11 +39,7 @@ async fn alice_signs_in_sees_her_name_keeps_a_note_across_a_reload_and_deletes_i
     let stack = Stack::start().await;
     let browser = chrome.browser().await;
 
-    person::open_home_and_click_sign_in(&browser, &stack).await;
-    person::submit_credentials(&browser, ALICE.username, ALICE.password).await;
-    person::wait_for_consent_page(&browser, &stack).await;
-    person::decide(&browser, "allow").await;
-    person::wait_until_signed_in(&browser, &stack, &ALICE).await;
+    person::sign_in_as(&browser, &stack, &ALICE).await;
     assert_eq!(
         browser.url().await.as_str(),
         stack.bff.url("/"),
@@ -87,11 +83,7 @@ async fn under_the_okta_profile_alice_signs_in_and_keeps_a_note() {
     let stack = Stack::start_with(settings, &[]).await;
     let browser = chrome.browser().await;
 
-    person::open_home_and_click_sign_in(&browser, &stack).await;
-    person::submit_credentials(&browser, ALICE.username, ALICE.password).await;
-    person::wait_for_consent_page(&browser, &stack).await;
-    person::decide(&browser, "allow").await;
-    person::wait_until_signed_in(&browser, &stack, &ALICE).await;
+    person::sign_in_as(&browser, &stack, &ALICE).await;
     person::add_note(&browser, "Okta-shaped tokens").await;
     assert_eq!(notes(&browser).await, ["Okta-shaped tokens"]);
     // The API took an Okta access token: no typ, cid, scp.
@@ -620,6 +612,18 @@ async fn every_page_passes_axe_core_at_laptop_and_phone_widths() {
     person::add_note(&browser, "Read RFC 9700 before lunch").await;
     person::add_note(&browser, "Rotate the signing keys").await;
     audit.page(&browser, &axe, "bff-home-signed-in").await;
+    // The flow inspector after this real login, and the lab after an attack.
+    browser.goto(&stack.bff.url("/flow")).await;
+    browser.find("#step-8").await;
+    browser.click("#step-8 summary").await;
+    audit.page(&browser, &axe, "bff-flow").await;
+    browser.goto(&stack.bff.url("/flow/lab")).await;
+    browser
+        .click("form[action='/flow/lab/alg-none'] button")
+        .await;
+    browser.find("#attack-alg-none .lab-verdict").await;
+    audit.page(&browser, &axe, "bff-lab").await;
+    browser.goto(&stack.bff.url("/")).await;
     // The IdP's own sign-out question, as a request without a hint gets it.
     browser
         .goto(&stack.idp.url("/v1/logout?client_id=bff-demo"))
@@ -717,6 +721,38 @@ async fn the_keyboard_alone_signs_in_consents_adds_and_deletes_a_note_and_signs_
         .await;
     browser.press_key(Key::Enter).await;
     person::wait_until_signed_out(&browser, &stack).await;
+}
+
+#[tokio::test]
+async fn the_keyboard_alone_opens_a_step_of_the_flow_and_tries_an_attack() {
+    let Some(chrome) = Chrome::start() else {
+        return;
+    };
+    let stack = Stack::start().await;
+    let browser = chrome.browser().await;
+    person::sign_in_as(&browser, &stack, &ALICE).await;
+
+    browser.tab_to("a[href='/flow']", None).await;
+    browser.press_key(Key::Enter).await;
+    browser.find("#step-7").await;
+    browser.tab_to("#step-7 summary", None).await;
+    browser.press_key(Key::Enter).await;
+    browser
+        .wait_until("document.querySelector('#step-7 details').open === true")
+        .await;
+    browser.tab_to("a[href='/flow/lab']", None).await;
+    browser.press_key(Key::Enter).await;
+    browser
+        .tab_to("form[action='/flow/lab/token-in-query'] button", None)
+        .await;
+    browser.press_key(Key::Enter).await;
+    let verdict = browser
+        .find("#attack-token-in-query .lab-verdict")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(verdict.starts_with("Refused"), "{verdict}");
 }
 
 #[tokio::test]

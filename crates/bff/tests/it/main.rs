@@ -7,6 +7,7 @@ mod attacks;
 mod backchannel;
 mod browser;
 mod flow;
+mod flow_inspector;
 mod logout;
 mod node_oidc_provider;
 mod providers;

@@ -103,12 +103,7 @@ fn grants(stack: &Stack) -> usize {
 
 /// A browser signed in to the BFF as `account`.
 async fn signed_in(stack: &Stack, account: &testkit::Account) -> reqwest::Client {
-    let browser = http_client();
-    stack
-        .bff
-        .sign_in(&browser, account, &mut Received::default())
-        .await;
-    browser
+    stack.bff.signed_in_browser(account).await
 }
 
 /// The whole lifecycle, a cell per step.

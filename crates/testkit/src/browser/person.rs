@@ -5,6 +5,16 @@ use crate::{Account, stack::Stack};
 
 use super::chrome::Browser;
 
+/// Steps 1-5 as a person walks them: the home page's "Sign in", the
+/// password, "Allow", and back home signed in.
+pub async fn sign_in_as(browser: &Browser, stack: &Stack, account: &crate::Account) {
+    open_home_and_click_sign_in(browser, stack).await;
+    submit_credentials(browser, account.username, account.password).await;
+    wait_for_consent_page(browser, stack).await;
+    decide(browser, "allow").await;
+    wait_until_signed_in(browser, stack, account).await;
+}
+
 /// Step 1: the BFF's home page, signed out, and its "Sign in" link.
 pub async fn open_home_and_click_sign_in(browser: &Browser, stack: &Stack) {
     browser.goto(&stack.bff.url("/")).await;
