@@ -29,21 +29,25 @@ impl FromRequestParts<AppState> for Caller {
 
         // The hot path: this exact token was verified before and has not expired.
         if let Some(verified) = state.verified_tokens.get(&hash, now) {
+            state.metrics.validation("cached", "");
             return Ok(Caller(verified));
         }
 
         match state.validator.validate(token).await {
             Ok(verified) => {
+                state.metrics.validation("valid", "");
                 let verified = Arc::new(verified);
                 state.verified_tokens.insert(hash, verified.clone(), now);
                 tracing::debug!(token = %hash.short(), sub = %verified.sub, "access token verified");
                 Ok(Caller(verified))
             }
             Err(Refusal::Key(KeyLookupError::Unavailable)) => {
+                state.metrics.validation("unavailable", "keys_unavailable");
                 tracing::warn!(token = %hash.short(), "cannot validate: the issuer's keys were never fetched");
                 Err(ApiError::KeysUnavailable)
             }
             Err(reason) => {
+                state.metrics.validation("refused", reason.kind());
                 tracing::info!(token = %hash.short(), %reason, "access token refused");
                 Err(ApiError::InvalidToken)
             }

@@ -86,6 +86,17 @@ pub struct Config {
     )]
     pub jwks_min_refetch_seconds: u64,
 
+    /// How many verified tokens the API remembers, so that a token it has
+    /// checked costs a hash and a lookup the next time (0: every request is
+    /// validated in full).
+    #[arg(long, env = "API_TOKEN_CACHE_ENTRIES", default_value_t = 10_000)]
+    pub token_cache_entries: usize,
+
+    /// Serve Prometheus metrics at /metrics (validations by outcome and
+    /// reason). Keep that path off the public network.
+    #[arg(long, env = "API_METRICS")]
+    pub metrics: bool,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -22,6 +22,7 @@ pub mod config;
 mod error;
 mod jwks;
 mod me;
+pub mod metrics;
 mod notes;
 mod token_cache;
 pub mod token_profile;
@@ -44,8 +45,6 @@ use jwks::JwksCache;
 use token_cache::TokenCache;
 use validate::Validator;
 
-/// How many verified tokens are remembered at most.
-const VERIFIED_TOKEN_CACHE_ENTRIES: usize = 10_000;
 /// Largest request body read (a note is at most 1000 characters).
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -56,6 +55,8 @@ pub struct AppState {
     verified_tokens: Arc<TokenCache>,
     db: sqlx::SqlitePool,
     clock: Clock,
+    /// What `/metrics` shows.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -79,9 +80,10 @@ impl AppState {
         );
         Ok(Self {
             validator: Arc::new(validator),
-            verified_tokens: Arc::new(TokenCache::new(VERIFIED_TOKEN_CACHE_ENTRIES)),
+            verified_tokens: Arc::new(TokenCache::new(config.token_cache_entries)),
             db,
             clock,
+            metrics: metrics::Metrics::default(),
         })
     }
 
@@ -92,9 +94,20 @@ impl AppState {
     }
 }
 
-/// The whole service, ready to serve.
+/// `GET /metrics` of this state's counters (for `--metrics`).
+pub fn metrics_route(state: &AppState) -> Router {
+    telemetry::metrics::route(state.metrics.registry.clone())
+}
+
+/// The whole service, ready to serve (with `/metrics` when `--metrics`).
 pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
-    Ok(router(AppState::new(config, clock).await?))
+    let state = AppState::new(config, clock).await?;
+    let registry = state.metrics.registry.clone();
+    let router = router(state);
+    Ok(match config.metrics {
+        true => router.merge(telemetry::metrics::route(registry)),
+        false => router,
+    })
 }
 
 /// The routes and middleware around a given state.

@@ -97,6 +97,28 @@ pub enum Refusal {
     EmptyClaim,
 }
 
+impl Refusal {
+    /// The reason as a metric label: one of a fixed set.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge => "too_large",
+            Refusal::NotCompactJws => "not_compact_jws",
+            Refusal::BadHeader => "bad_header",
+            Refusal::Profile(_) => "not_this_profile",
+            Refusal::UntrustedHeader(_) => "untrusted_header",
+            Refusal::BadKid => "bad_kid",
+            Refusal::Key(_) => "unknown_key",
+            Refusal::AlgorithmMismatch => "alg_mismatch",
+            Refusal::Jwt(_) => "signature_or_claims",
+            Refusal::Issuer => "issuer",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::IssuedInTheFuture => "issued_in_the_future",
+            Refusal::EmptyClaim => "empty_claim",
+        }
+    }
+}
+
 /// Checks tokens against one issuer and one audience.
 pub struct Validator {
     issuer: String,

@@ -147,6 +147,7 @@ pub async fn backchannel(State(state): State<AppState>, body: Bytes) -> Response
     {
         Ok(ended) => {
             tracing::info!(ended, "back-channel logout: sessions ended");
+            state.metrics.sessions_ended("backchannel", ended as u64);
             answer(StatusCode::OK, json!({}))
         }
         Err(e) => {

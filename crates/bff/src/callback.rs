@@ -129,10 +129,14 @@ pub async fn callback(
     // person simply goes home instead of meeting an error.
     let already_signed_in = matches!(SignedIn::load(&state, &session).await, Ok(Some(_)));
     match handle(&state, &session, q).await {
-        Ok(return_url) => Redirect::to(&return_url).into_response(),
+        Ok(return_url) => {
+            state.metrics.login("signed_in");
+            Redirect::to(&return_url).into_response()
+        }
         Err(CallbackError::UnknownState) if already_signed_in => Redirect::to("/").into_response(),
         Err(e) => {
             tracing::info!(error = %e, "callback refused");
+            state.metrics.login(e.error_code());
             e.answer(&headers)
         }
     }

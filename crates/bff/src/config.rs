@@ -217,6 +217,10 @@ pub struct Config {
     /// https://github.com/you/repo/blob/main). Unset: paths only.
     #[arg(long, global = true, env = "BFF_SOURCE_URL")]
     pub source_url: Option<String>,
+    /// Serve Prometheus metrics at /metrics (logins, proxied calls,
+    /// refreshes, sessions ended). Keep that path off the public network.
+    #[arg(long, global = true, env = "BFF_METRICS")]
+    pub metrics: bool,
     /// Log format: `text` for people, `json` for machines.
     #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

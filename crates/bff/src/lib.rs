@@ -27,6 +27,7 @@ pub mod flow;
 pub mod id_token;
 pub mod login;
 pub mod logout;
+pub mod metrics;
 pub mod pages;
 pub mod provider;
 pub mod proxy;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub client_auth: Arc<client_auth::ClientAuth>,
     /// The attack lab's attacks per session.
     pub lab_limiter: Arc<flow::lab::Limiter>,
+    /// What `/metrics` shows.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -130,8 +133,14 @@ pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
         clock,
         client_auth: Arc::new(client_auth::ClientAuth::from_config(config)?),
         lab_limiter: flow::lab::limiter(),
+        metrics: metrics::Metrics::default(),
     };
-    Ok(router(state))
+    let registry = state.metrics.registry.clone();
+    let router = router(state);
+    Ok(match config.metrics {
+        true => router.merge(telemetry::metrics::route(registry)),
+        false => router,
+    })
 }
 
 fn router(state: AppState) -> Router {

@@ -77,6 +77,7 @@ pub async fn logout(
         return reply::unavailable_page();
     }
     tracing::info!(%sub, "signed out");
+    state.metrics.sessions_ended("sign_out", 1);
     let provider = state.provider.get();
     let sign_out = Step::new(Kind::SignOut, state.clock.now(), crate::here!("logout"))
         .detail("session", "ended here")

@@ -82,14 +82,16 @@ pub async fn proxy(
     Path(path): Path<String>,
     request: Request,
 ) -> Response {
+    let started = std::time::Instant::now();
     if let Err(e) = refresh::ensure_fresh(&state, &mut signed_in).await {
         if !e.ends_session() {
             tracing::warn!(error = %e, "could not refresh the access token; the session is kept");
             return unavailable_json("the identity provider is unavailable; try again");
         }
         tracing::info!(error = %e, "session ended: its tokens could not be refreshed");
-        if let Err(e) = signed_in.end(&state).await {
-            tracing::error!(error = %e, "could not end the session");
+        match signed_in.end(&state).await {
+            Ok(()) => state.metrics.sessions_ended("refresh_refused", 1),
+            Err(e) => tracing::error!(error = %e, "could not end the session"),
         }
         return json_error(StatusCode::UNAUTHORIZED, "session_expired", "sign in again");
     }
@@ -110,6 +112,7 @@ pub async fn proxy(
     let upstream = match upstream {
         Ok(r) => r,
         Err(e) => {
+            state.metrics.proxied(None, started.elapsed().as_secs_f64());
             // Without the URL: it carries the caller's query.
             tracing::warn!(error = %e.without_url(), "the API is unreachable");
             return json_error(
@@ -120,6 +123,10 @@ pub async fn proxy(
         }
     };
     tracing::info!(status = %upstream.status(), "step10_api_answered");
+    state.metrics.proxied(
+        Some(upstream.status().as_u16()),
+        started.elapsed().as_secs_f64(),
+    );
     let mut response = Response::builder().status(upstream.status().as_u16());
     if let Some(headers) = response.headers_mut() {
         copy(upstream.headers(), headers, &RESPONSE_HEADERS);

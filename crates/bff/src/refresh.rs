@@ -94,18 +94,43 @@ pub async fn ensure_fresh(state: &AppState, signed_in: &mut SignedIn) -> Result<
     if is_fresh(state, &signed_in.login) {
         return Ok(());
     }
+    let result = refresh_once(state, signed_in).await;
+    let outcome = match &result {
+        Ok(Refreshed::Made) => "made",
+        Ok(Refreshed::Shared) => "shared",
+        Err(e) if e.ends_session() => "failed",
+        Err(_) => "unavailable",
+    };
+    state.metrics.refresh(outcome);
+    result.map(|_| ())
+}
+
+/// Who did the refresh a request needed.
+enum Refreshed {
+    /// This request.
+    Made,
+    /// Another request, here or on another instance.
+    Shared,
+}
+
+async fn refresh_once(
+    state: &AppState,
+    signed_in: &mut SignedIn,
+) -> Result<Refreshed, RefreshError> {
     let gate = state.refreshes.gate(&signed_in.id);
     let _turn = gate.lock().await;
     // Another request, here or on another instance, may have done it.
     if adopt_newer(state, signed_in).await? {
-        return Ok(());
+        return Ok(Refreshed::Shared);
     }
     let deadline = Instant::now() + WAIT_FOR_OTHERS;
     loop {
         if let Some(lease) = state.store.lease(&signed_in.id, LEASE_TTL).await? {
             let result = match adopt_newer(state, signed_in).await {
-                Ok(true) => Ok(()),
-                Ok(false) => refresh_and_store(state, signed_in).await,
+                Ok(true) => Ok(Refreshed::Shared),
+                Ok(false) => refresh_and_store(state, signed_in)
+                    .await
+                    .map(|()| Refreshed::Made),
                 Err(e) => Err(e),
             };
             lease.release().await;
@@ -119,7 +144,7 @@ pub async fn ensure_fresh(state: &AppState, signed_in: &mut SignedIn) -> Result<
         }
         tokio::time::sleep(POLL_EVERY).await;
         if adopt_newer(state, signed_in).await? {
-            return Ok(());
+            return Ok(Refreshed::Shared);
         }
     }
 }

@@ -75,6 +75,10 @@ pub struct Config {
     /// Algorithm of newly made signing keys.
     #[arg(long, global = true, env = "IDP_SIGNING_ALG", default_value = "RS256", value_parser = ["RS256", "ES256"])]
     pub signing_alg: String,
+    /// Serve Prometheus metrics at /metrics (sign-ins, token grants). Keep
+    /// that path off the public network.
+    #[arg(long, global = true, env = "IDP_METRICS")]
+    pub metrics: bool,
     /// Log format: `text` for people, `json` for machines.
     #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

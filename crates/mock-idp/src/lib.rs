@@ -23,6 +23,7 @@ pub mod interaction;
 pub mod introspect;
 pub mod keys;
 pub mod logout;
+pub mod metrics;
 pub mod pages;
 pub mod passwords;
 pub mod paths;
@@ -82,6 +83,8 @@ pub struct AppState {
     /// Signs what only this IdP reads (the Keycloak profile's refresh
     /// tokens); made at start, never published.
     pub internal_key: Arc<[u8]>,
+    /// What `/metrics` shows.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -154,6 +157,7 @@ impl AppState {
             http,
             assertions: client_auth::SeenAssertions::default(),
             internal_key: secret::random_token().into_bytes().into(),
+            metrics: metrics::Metrics::default(),
         })
     }
 
@@ -250,6 +254,17 @@ pub fn app(state: AppState) -> Router {
     telemetry::layer(router)
 }
 
+/// [`app`], with `/metrics` when `metrics` is on.
+pub fn app_with_metrics(state: AppState, metrics: bool) -> Router {
+    let registry = state.metrics.registry.clone();
+    let router = app(state);
+    if metrics {
+        router.merge(telemetry::metrics::route(registry))
+    } else {
+        router
+    }
+}
+
 /// Binds, builds and serves the IdP until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = config.settings()?;
@@ -278,7 +293,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%issuer, profile, "mock IdP listening on http://{}:{port}", config.bind);
     let store = state.store.clone();
     // The client's address reaches the handlers (the sign-in throttle).
-    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app_with_metrics(state, config.metrics)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(telemetry::shutdown_signal())
         .await?;

@@ -122,6 +122,7 @@ pub async fn submit(
     if let Err(wait) = state.throttle.attempt(&form.username, address) {
         let seconds = throttle::seconds(wait);
         tracing::info!(seconds, "sign-in throttled");
+        state.metrics.sign_in("throttled");
         let message = format!("Too many attempts. Try again in {seconds} seconds.");
         let page = sign_in_page(&state, &pending, &form.username, Some(&message));
         let retry_after = (header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -138,14 +139,19 @@ pub async fn submit(
         .hasher
         .verify(form.password, hash)
         .await
-        .map_err(|_| PageError::Busy)?;
+        .map_err(|_| {
+            state.metrics.sign_in("busy");
+            PageError::Busy
+        })?;
     match user {
         Some(user) if right_password => {
             state.throttle.succeeded(&form.username);
+            state.metrics.sign_in("signed_in");
             signed_in(&state, pending, &user, &headers).await
         }
         _ => {
             tracing::info!("sign-in failed");
+            state.metrics.sign_in("wrong_password");
             state.interactions.record_failed_sign_in(&pending.tx)?;
             let page = sign_in_page(&state, &pending, &form.username, Some(FAILED));
             Ok(with_csp(&pending, (StatusCode::UNAUTHORIZED, page)))

@@ -31,7 +31,13 @@ use crate::{
 
 /// The token endpoint.
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match handle(&state, &headers, &body).await {
+    let result = handle(&state, &headers, &body).await;
+    let grant_type = url::form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "grant_type")
+        .map(|(_, value)| value.into_owned());
+    let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+    state.metrics.grant(grant_type.as_deref(), outcome);
+    match result {
         Ok(tokens) => (no_store(), Json(tokens)).into_response(),
         Err(e) => {
             tracing::info!(error = e.code(), "token request refused");

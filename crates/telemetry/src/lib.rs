@@ -8,6 +8,8 @@
 //! - A request's span records the method and the *path* only: query strings
 //!   carry codes, states and interaction ids, and never reach a log line.
 
+pub mod metrics;
+
 use axum::{Router, extract::Request};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},

@@ -57,7 +57,8 @@ impl Api {
             .await
             .expect("the API builds");
         let faults = Faults::default();
-        let server = Running::serve(listener, faults.around(api::router(state.clone()))).await;
+        let router = api::router(state.clone()).merge(api::metrics_route(&state));
+        let server = Running::serve(listener, faults.around(router)).await;
         Api {
             base_url: format!("http://{addr}"),
             state,

@@ -35,6 +35,7 @@ pub fn config(public_url: &str, issuer: &str, api_url: &str, extra: &[&str]) -> 
         "--session-store",
         "memory",
         &keys,
+        "--metrics",
     ];
     args.extend_from_slice(extra);
     bff::Config::parse_from(args)

@@ -64,7 +64,11 @@ impl Idp {
         .await
         .expect("IdP state");
         let faults = Faults::default();
-        let server = Running::serve(listener, faults.around(mock_idp::app(state.clone()))).await;
+        let server = Running::serve(
+            listener,
+            faults.around(mock_idp::app_with_metrics(state.clone(), true)),
+        )
+        .await;
         Idp {
             issuer,
             base_url,
@@ -115,7 +119,8 @@ impl Idp {
             .expect("rebind the IdP port");
         self.server = Running::serve(
             listener,
-            self.faults.around(mock_idp::app(self.state.clone())),
+            self.faults
+                .around(mock_idp::app_with_metrics(self.state.clone(), true)),
         )
         .await;
     }

@@ -285,6 +285,7 @@ impl SignedIn {
         if now - holds.last_seen >= idle {
             tracing::info!("session ended: idle too long");
             end(state, session, &holds.login).await?;
+            state.metrics.sessions_ended("idle", 1);
             return Ok(None);
         }
         let Some((login, version)) = state.store.login::<Login>(&holds.login).await? else {
@@ -297,6 +298,7 @@ impl SignedIn {
         if now >= absolute_end {
             tracing::info!("session ended: absolute lifetime reached");
             end(state, session, &holds.login).await?;
+            state.metrics.sessions_ended("absolute", 1);
             return Ok(None);
         }
         if now - holds.last_seen >= TOUCH_EVERY {

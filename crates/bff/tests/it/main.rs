@@ -9,6 +9,7 @@ mod browser;
 mod flow;
 mod flow_inspector;
 mod logout;
+mod metrics;
 mod node_oidc_provider;
 mod providers;
 mod refresh;

@@ -1,0 +1,542 @@
+//! What `just bench` measures, in order, and against what.
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::json;
+
+use crate::{
+    limits,
+    load::{self, Run},
+    oauth::Client,
+    procs::{Server, free_port, pinned, release_binary, workspace},
+    report::Report,
+    workers::{Get, PasswordLogin, Refresh, SsoLogin},
+};
+
+/// The concurrencies every login and grant is measured at.
+const CONCURRENCY: [usize; 3] = [1, 4, 16];
+/// The demo client of the mock IdP (and of node-oidc-provider here).
+const CLIENT: (&str, &str) = ("bff-demo", "bff-demo-secret");
+
+/// Where every BFF of the run listens, one after the other: the IdPs
+/// register its callback for the demo client.
+fn bff_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| format!("http://127.0.0.1:{}", free_port()))
+}
+
+fn callback() -> String {
+    format!("{}/bff/callback", bff_url())
+}
+const SCOPE: &str = "openid profile email offline_access notes:read";
+
+pub async fn all(seconds: u64) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(seconds);
+    let mut report = Report::new();
+    println!("just bench: {} ({})", report.machine, report.date);
+    if !crate::procs::can_pin() {
+        println!("  (taskset is missing: the servers and the load share the cores)");
+    }
+    let tmp = tempdir()?;
+
+    // ---- the IdP: logins and refreshes against their limits -------------
+    let argon2 = limits::measure("argon2", seconds)?;
+    let idp = start_idp(&tmp, "RS256", 300).await?;
+    let client = Arc::new(discover(&idp.url("/oauth2/default")).await?);
+    for concurrency in CONCURRENCY {
+        let workers = (0..concurrency)
+            .map(|_| PasswordLogin {
+                client: client.clone(),
+                http: reqwest::Client::new(),
+                extra: Vec::new(),
+            })
+            .collect();
+        let run = load::run(workers, duration, Some(&idp)).await;
+        report.keep(&format!("password_login_c{concurrency}"), &run);
+        report.row(
+            &format!("password logins/s, concurrency {concurrency}"),
+            format!("{:.1}/s, IdP CPU {:.1} ms each", run.rate, cpu(&run)),
+            format!("argon2 alone {argon2:.1}/s"),
+            Some(run.rate / argon2),
+            (concurrency == 16).then_some(0.9),
+        );
+    }
+    // Single sign-on and refresh, per algorithm.
+    for alg in ["RS256", "ES256"] {
+        let fresh;
+        let (server, client) = if alg == "RS256" {
+            (&idp, client.clone())
+        } else {
+            fresh = start_idp(&tmp, alg, 300).await?;
+            let client = Arc::new(discover(&fresh.url("/oauth2/default")).await?);
+            (&fresh, client)
+        };
+        let signing = limits::measure(&format!("sign-{alg}"), seconds)?;
+        for concurrency in CONCURRENCY {
+            let mut workers = Vec::new();
+            for _ in 0..concurrency {
+                workers.push(SsoLogin::new(client.clone(), reqwest::Client::new(), &[]).await?);
+            }
+            let run = load::run(workers, duration, Some(server)).await;
+            report.keep(&format!("sso_login_{alg}_c{concurrency}"), &run);
+            report.row(
+                &format!("SSO logins/s ({alg}), concurrency {concurrency}"),
+                format!("{:.1}/s, IdP CPU {:.2} ms each", run.rate, cpu(&run)),
+                format!("two signatures alone {signing:.0}/s"),
+                Some(run.rate / signing),
+                (concurrency == 16).then_some(0.8),
+            );
+        }
+        for concurrency in CONCURRENCY {
+            let mut workers = Vec::new();
+            for _ in 0..concurrency {
+                workers.push(Refresh::new(client.clone(), reqwest::Client::new(), &[]).await?);
+            }
+            let run = load::run(workers, duration, Some(server)).await;
+            report.keep(&format!("refresh_{alg}_c{concurrency}"), &run);
+            report.row(
+                &format!("refresh grants/s ({alg}), concurrency {concurrency}"),
+                format!("{:.1}/s, IdP CPU {:.2} ms each", run.rate, cpu(&run)),
+                format!("two signatures alone {signing:.0}/s"),
+                Some(run.rate / signing),
+                (concurrency == 16).then_some(0.8),
+            );
+        }
+    }
+
+    // ---- the mock IdP against node-oidc-provider, interleaved -----------
+    match start_node_op().await {
+        Some(node) => compare_with_node(&idp, client.clone(), &node, duration, &mut report).await?,
+        None => println!("  node-oidc-provider skipped: node or its packages are missing"),
+    }
+
+    // ---- the API against its own unauthenticated rate --------------------
+    let tokens = {
+        let browser = testkit::http_client();
+        let (url, verifier) = client.authorize_url(&[]);
+        let code = client.code(&browser, &url, &testkit::ALICE).await?;
+        client
+            .exchange(&reqwest::Client::new(), &code, &verifier)
+            .await?
+    };
+    let access_token = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let issuer = idp.url("/oauth2/default");
+    for cache in [true, false] {
+        let api = start_api(&tmp, &issuer, cache).await?;
+        let health = get_run(&api.url("/healthz"), None, &[], duration, &api).await;
+        let me = get_run(
+            &api.url("/api/me"),
+            Some(&access_token),
+            &[],
+            duration,
+            &api,
+        )
+        .await;
+        let label = if cache { "with" } else { "without" };
+        report.keep(&format!("api_me_{label}_cache"), &me);
+        report.keep(&format!("api_healthz_{label}_cache"), &health);
+        report.row(
+            &format!("API GET /api/me/s, {label} the verified-token cache"),
+            format!(
+                "{:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+                me.rate, me.p50_ms, me.p99_ms
+            ),
+            format!("/healthz {:.0}/s", health.rate),
+            Some(me.rate / health.rate),
+            Some(if cache { 0.9 } else { 0.5 }),
+        );
+    }
+
+    // ---- the BFF's proxy against calling the API directly ----------------
+    let api = start_api(&tmp, &issuer, true).await?;
+    let mut stores = vec![
+        ("memory", "memory".to_owned()),
+        (
+            "SQLite",
+            format!("sqlite://{}/bff-{}.db", tmp.display(), free_port()),
+        ),
+    ];
+    if let Some(redis) = testkit::redis::available().await {
+        stores.push(("Redis", redis));
+    }
+    let direct = get_run(
+        &api.url("/api/me"),
+        Some(&access_token),
+        &[],
+        duration,
+        &api,
+    )
+    .await;
+    for (name, store) in stores {
+        let bff = start_bff(&tmp, &issuer, &api, &store, &idp).await?;
+        let browser = testkit::http_client();
+        testkit::bff::sign_in_at_bff(
+            &browser,
+            &bff.base_url,
+            &testkit::ALICE,
+            &mut testkit::bff::Received::default(),
+        )
+        .await;
+        let workers = (0..16)
+            .map(|_| Get {
+                http: browser.clone(),
+                url: bff.url("/bff/api/me"),
+                bearer: None,
+                headers: vec![("x-csrf", "1")],
+            })
+            .collect();
+        let proxied = load::run(workers, duration, Some(&bff)).await;
+        report.keep(&format!("bff_proxy_{name}"), &proxied);
+        report.row(
+            &format!("BFF GET /bff/api/me/s, {name} sessions"),
+            format!(
+                "{:.0}/s, p50 +{:.2} ms, p99 +{:.2} ms",
+                proxied.rate,
+                proxied.p50_ms - direct.p50_ms,
+                proxied.p99_ms - direct.p99_ms
+            ),
+            format!("the API directly {:.0}/s", direct.rate),
+            Some(proxied.rate / direct.rate),
+            Some(0.5),
+        );
+    }
+
+    // ---- a refresh storm -------------------------------------------------
+    storm(&tmp, &mut report).await?;
+
+    println!("\n{}", report.table());
+    let path = report.write()?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+fn cpu(run: &Run) -> f64 {
+    run.cpu_ms_per_op.unwrap_or(f64::NAN)
+}
+
+fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = workspace().join("target/bench/run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn discover(issuer: &str) -> anyhow::Result<Client> {
+    Client::discover(issuer, CLIENT.0, CLIENT.1, &callback(), SCOPE).await
+}
+
+/// The mock IdP, release build, on a fresh database, signing with `alg`;
+/// no throttle for the one address the load comes from.
+async fn start_idp(
+    tmp: &std::path::Path,
+    alg: &str,
+    access_seconds: u64,
+) -> anyhow::Result<Server> {
+    let port = free_port();
+    let config = mock_idp::config::DEFAULT_SETTINGS
+        .replace("http://localhost:3000", bff_url())
+        .replace("account_attempts = 5 ", "account_attempts = 1000000 ")
+        .replace("address_attempts = 30 ", "address_attempts = 1000000 ")
+        .replace(
+            "access_token_seconds = 300 ",
+            &format!("access_token_seconds = {access_seconds} "),
+        );
+    let config_path = tmp.join(format!("idp-{port}.toml"));
+    std::fs::write(&config_path, config)?;
+    let args = [
+        "--port".to_owned(),
+        port.to_string(),
+        "--issuer".to_owned(),
+        format!("http://127.0.0.1:{port}/oauth2/default"),
+        "--database-url".to_owned(),
+        format!("sqlite://{}/idp-{port}.db", tmp.display()),
+        "--config".to_owned(),
+        config_path.display().to_string(),
+        "--signing-alg".to_owned(),
+        alg.to_owned(),
+        "--metrics".to_owned(),
+    ];
+    let mut command = pinned(&release_binary("mock-idp"), &args);
+    command.env("RUST_LOG", "warn");
+    Server::start(
+        "mock-idp",
+        command,
+        format!("http://127.0.0.1:{port}"),
+        "/healthz",
+    )
+    .await
+}
+
+async fn start_api(tmp: &std::path::Path, issuer: &str, cache: bool) -> anyhow::Result<Server> {
+    let port = free_port();
+    let mut args = vec![
+        "--port".to_owned(),
+        port.to_string(),
+        "--issuer".to_owned(),
+        issuer.to_owned(),
+        "--database-url".to_owned(),
+        format!("sqlite://{}/api-{port}.db", tmp.display()),
+    ];
+    if !cache {
+        args.extend(["--token-cache-entries".to_owned(), "0".to_owned()]);
+    }
+    let mut command = pinned(&release_binary("api"), &args);
+    command.env("RUST_LOG", "warn");
+    Server::start(
+        "api",
+        command,
+        format!("http://127.0.0.1:{port}"),
+        "/healthz",
+    )
+    .await
+}
+
+async fn start_bff(
+    tmp: &std::path::Path,
+    issuer: &str,
+    api: &Server,
+    store: &str,
+    idp: &Server,
+) -> anyhow::Result<Server> {
+    let public = bff_url().to_owned();
+    let port = public.rsplit(':').next().unwrap_or_default().to_owned();
+    let _ = idp;
+    let args = vec![
+        "--port".to_owned(),
+        port.clone(),
+        "--public-url".to_owned(),
+        public.clone(),
+        "--issuer".to_owned(),
+        issuer.to_owned(),
+        "--api-url".to_owned(),
+        api.base_url.clone(),
+        "--session-store".to_owned(),
+        store.to_owned(),
+        "--redis-key-prefix".to_owned(),
+        format!("bench:{}:", testkit::random_string()),
+        "--session-key-file".to_owned(),
+        format!("{}/bff-{port}.key", tmp.display()),
+        "--metrics".to_owned(),
+    ];
+    let mut command = pinned(&release_binary("bff"), &args);
+    command.env("RUST_LOG", "warn");
+    Server::start("bff", command, public, "/healthz").await
+}
+
+async fn get_run(
+    url: &str,
+    bearer: Option<&str>,
+    headers: &[(&'static str, &'static str)],
+    duration: Duration,
+    server: &Server,
+) -> Run {
+    let http = reqwest::Client::new();
+    let workers = (0..16)
+        .map(|_| Get {
+            http: http.clone(),
+            url: url.to_owned(),
+            bearer: bearer.map(str::to_owned),
+            headers: headers.to_vec(),
+        })
+        .collect();
+    load::run(workers, duration, Some(server)).await
+}
+
+/// node-oidc-provider, pinned like the IdP, with the demo client.
+async fn start_node_op() -> Option<Server> {
+    let dir = testkit::interop::package("node-oidc-provider")?;
+    let port = free_port();
+    let clients = json!([{
+        "client_id": CLIENT.0,
+        "client_secret": CLIENT.1,
+        "redirect_uris": [callback()],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }]);
+    let mut command = pinned(std::path::Path::new("node"), &["server.mjs".to_owned()]);
+    command
+        .current_dir(dir)
+        .env("OP_PORT", port.to_string())
+        .env("OP_ISSUER", format!("http://127.0.0.1:{port}"))
+        .env("OP_CLIENTS", clients.to_string())
+        .env("OP_ACCESS_TOKEN_TTL", "300");
+    Server::start(
+        "node-oidc-provider",
+        command,
+        format!("http://127.0.0.1:{port}"),
+        "/.well-known/openid-configuration",
+    )
+    .await
+    .ok()
+}
+
+/// Server CPU per SSO login and per refresh grant, the mock IdP and
+/// node-oidc-provider taking turns, twice; the medians' ratio.
+async fn compare_with_node(
+    idp: &Server,
+    client: Arc<Client>,
+    node: &Server,
+    duration: Duration,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let node_client = Arc::new(discover(&node.base_url).await?);
+    // node-oidc-provider grants offline_access only with prompt=consent.
+    let consent = [("prompt", "consent")];
+    let mut cpu_ms: std::collections::HashMap<&str, Vec<f64>> = Default::default();
+    for _round in 0..2 {
+        for (name, server, client, first) in [
+            ("mock", idp, client.clone(), &[][..]),
+            ("node", node, node_client.clone(), &consent[..]),
+        ] {
+            let mut sso = Vec::new();
+            let mut refresh = Vec::new();
+            for _ in 0..4 {
+                sso.push(SsoLogin::new(client.clone(), reqwest::Client::new(), first).await?);
+                refresh.push(Refresh::new(client.clone(), reqwest::Client::new(), first).await?);
+            }
+            let run = load::run(sso, duration, Some(server)).await;
+            cpu_ms
+                .entry(if name == "mock" {
+                    "mock_sso"
+                } else {
+                    "node_sso"
+                })
+                .or_default()
+                .push(cpu(&run));
+            let run = load::run(refresh, duration, Some(server)).await;
+            cpu_ms
+                .entry(if name == "mock" {
+                    "mock_refresh"
+                } else {
+                    "node_refresh"
+                })
+                .or_default()
+                .push(cpu(&run));
+        }
+    }
+    let median = |name: &str| {
+        let mut values = cpu_ms.get(name).cloned().unwrap_or_default();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    for what in ["sso", "refresh"] {
+        let (mock, node) = (
+            median(&format!("mock_{what}")),
+            median(&format!("node_{what}")),
+        );
+        let label = if what == "sso" {
+            "an SSO login"
+        } else {
+            "a refresh grant"
+        };
+        report.row_at_most(
+            &format!("IdP CPU per {label} (RS256) against node-oidc-provider's"),
+            format!("{mock:.2} ms"),
+            format!("node-oidc-provider {node:.2} ms"),
+            mock / node,
+            0.4,
+        );
+    }
+    report.keep("node_comparison_cpu_ms", &cpu_ms);
+    Ok(())
+}
+
+/// 1,000 sessions whose access tokens are due at once, three calls each at
+/// the same moment: one refresh grant per session, no error.
+async fn storm(tmp: &std::path::Path, report: &mut Report) -> anyhow::Result<()> {
+    const SESSIONS: usize = 1000;
+    // Access tokens of 40 s: the BFF refreshes 30 s before the end.
+    let idp = start_idp(tmp, "ES256", 40).await?;
+    let issuer = idp.url("/oauth2/default");
+    let api = start_api(tmp, &issuer, true).await?;
+    let store = format!("sqlite://{}/storm-{}.db", tmp.display(), free_port());
+    let bff = start_bff(tmp, &issuer, &api, &store, &idp).await?;
+    // One person at the IdP, a thousand sessions at the BFF.
+    let idp_browser = testkit::http_client();
+    let mut sessions = Vec::with_capacity(SESSIONS);
+    let first = testkit::http_client();
+    testkit::bff::sign_in_at_bff(
+        &first,
+        &bff.base_url,
+        &testkit::ALICE,
+        &mut Default::default(),
+    )
+    .await;
+    let _ = idp_browser;
+    sessions.push(first);
+    while sessions.len() < SESSIONS {
+        let browser = testkit::http_client();
+        testkit::bff::sign_in_at_bff(
+            &browser,
+            &bff.base_url,
+            &testkit::ALICE,
+            &mut Default::default(),
+        )
+        .await;
+        sessions.push(browser);
+    }
+    let grants_before = refresh_grants(&idp).await?;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let started = std::time::Instant::now();
+    let url = bff.url("/bff/api/me");
+    let url = &url;
+    let calls = sessions.iter().flat_map(|browser| {
+        (0..3).map(move |_| async move {
+            browser
+                .get(url)
+                .header("x-csrf", "1")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    });
+    use futures_util::StreamExt;
+    let statuses: Vec<_> = futures_util::stream::iter(calls)
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    let drained = started.elapsed();
+    let errors = statuses.iter().filter(|s| !matches!(s, Ok(200))).count();
+    let grants = refresh_grants(&idp).await? - grants_before;
+    report.row(
+        "refresh storm: 1,000 sessions due at once, 3 calls each",
+        format!(
+            "{grants} refresh grants, {errors} errors, drained in {:.1} s",
+            drained.as_secs_f64()
+        ),
+        format!("{SESSIONS} sessions"),
+        Some(grants as f64 / SESSIONS as f64),
+        Some(1.0),
+    );
+    let bytes = std::fs::metadata(store.trim_start_matches("sqlite://"))?.len();
+    report.row(
+        "SQLite session store: bytes per session",
+        format!("{:.0} bytes", bytes as f64 / SESSIONS as f64),
+        format!(
+            "{SESSIONS} sessions, BFF resident {:.1} MiB (peak {:.1})",
+            bff.rss_mib(),
+            bff.peak_rss_mib()
+        ),
+        None,
+        None,
+    );
+    Ok(())
+}
+
+/// The IdP's refresh grants so far, from its `/metrics`.
+async fn refresh_grants(idp: &Server) -> anyhow::Result<u64> {
+    let text = reqwest::get(idp.url("/metrics")).await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("idp_token_grants_total")
+                && l.contains("grant_type=\"refresh_token\"")
+                && l.contains("outcome=\"ok\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
