@@ -10,7 +10,7 @@ use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
     Row, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
 /// One account per email address, whatever its letter case (created after
@@ -251,7 +251,13 @@ impl Store {
                     anyhow::anyhow!("--database-url {url}: cannot create {}: {e}", dir.display())
                 })?;
             }
-            options.journal_mode(SqliteJournalMode::Wal)
+            // WAL with `synchronous = NORMAL`: a commit is a write to the
+            // log, not an fsync; a process that dies loses nothing, a
+            // machine that loses power may lose the last commits (sessions
+            // and grants of the last moment: people sign in again).
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
         };
         // An in-memory database lives as long as its one connection.
         let pool = if in_memory {
