@@ -256,7 +256,7 @@ async fn handle(
         state, &code, &verifier, &response, &verified, now,
     ));
     trace.extend(flow::api_steps(state, &login.tokens.access_token).await);
-    flow::store(session, trace).await;
+    flow::store(state, session, trace).await;
     flow::lab::remember_spent_code(session, &code, &verifier).await;
     Ok(pending.return_url)
 }

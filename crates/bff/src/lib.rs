@@ -121,6 +121,8 @@ pub async fn app(config: &Config, clock: Clock) -> anyhow::Result<Router> {
     let api_http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
+        // Small requests, answered at once: no Nagle delay on them.
+        .tcp_nodelay(true)
         .build()?;
     let state = AppState {
         config: Arc::new(config.clone()),

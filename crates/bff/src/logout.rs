@@ -71,7 +71,7 @@ pub async fn logout(
     let sub = signed_in.login.user.sub.clone();
     // The flow inspector's trace outlives the session: the browser's next
     // session keeps it, with the sign-out at its end.
-    let trace = flow::load(&session).await;
+    let trace = flow::load(&state, &session).await;
     if let Err(e) = signed_in.end(&state).await {
         tracing::error!(error = %e, "could not end the session");
         return reply::unavailable_page();
@@ -85,7 +85,7 @@ pub async fn logout(
     let Some(end_session) = provider.extra.end_session_endpoint.clone() else {
         let sign_out = sign_out
             .outcome("the provider has no end-session endpoint: signed out of this app only");
-        flow::store(&session, [trace, vec![sign_out]].concat()).await;
+        flow::store(&state, &session, [trace, vec![sign_out]].concat()).await;
         return Redirect::to("/?signed_out=local").into_response();
     };
     let logout_state = crate::random_token();
@@ -113,7 +113,7 @@ pub async fn logout(
         .outcome(
             "the browser takes the sign-out to the provider, which sends it back with the state",
         );
-    flow::store(&session, [trace, vec![sign_out]].concat()).await;
+    flow::store(&state, &session, [trace, vec![sign_out]].concat()).await;
     let fields = vec![
         ("id_token_hint", id_token),
         ("client_id", state.config.client_id.clone()),

@@ -101,14 +101,19 @@ pub async fn proxy(
     let (parts, body) = request.into_parts();
     let mut headers = HeaderMap::new();
     copy(&parts.headers, &mut headers, &REQUEST_HEADERS);
-    let upstream = state
+    let mut upstream = state
         .api_http
         .request(parts.method, url)
         .headers(headers)
-        .bearer_auth(&signed_in.login.tokens.access_token)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
-        .send()
-        .await;
+        .bearer_auth(&signed_in.login.tokens.access_token);
+    // A body only when the browser sent one: a GET goes out as a GET, not
+    // as a chunked upload of nothing.
+    let has_body = parts.headers.contains_key(header::CONTENT_LENGTH)
+        || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        upstream = upstream.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
+    let upstream = upstream.send().await;
     let upstream = match upstream {
         Ok(r) => r,
         Err(e) => {

@@ -206,7 +206,7 @@ async fn refresh_and_store(state: &AppState, signed_in: &mut SignedIn) -> Result
         );
     }
     events.push(event);
-    flow::append(&signed_in.session, events).await;
+    flow::append(state, &signed_in.session, events).await;
     signed_in.login = login;
     signed_in.version += 1;
     tracing::info!("access token refreshed");

@@ -37,8 +37,10 @@ use crate::{
 /// Attacks a session may try in a minute.
 pub const PER_MINUTE: u32 = 10;
 
-/// Where the lab keeps its results, and this login's spent code.
+/// Where the lab keeps its results (the id of a record of the store), and
+/// this login's spent code.
 const RESULTS_KEY: &str = "lab_results";
+const RESULTS_RECORD: &str = "lab_results";
 const SPENT_KEY: &str = "lab_spent_code";
 
 /// The attacks per session, counted (governor's keyed GCRA).
@@ -123,20 +125,29 @@ pub struct LabQuery {
 
 /// `GET /flow/lab`.
 pub async fn show(
+    State(state): State<AppState>,
     session: Session,
     signed_in: Option<SignedIn>,
     Query(q): Query<LabQuery>,
 ) -> Response {
-    page(&session, signed_in.as_ref(), q.tried.as_deref(), None).await
+    page(
+        &state,
+        &session,
+        signed_in.as_ref(),
+        q.tried.as_deref(),
+        None,
+    )
+    .await
 }
 
 async fn page(
+    state: &AppState,
     session: &Session,
     signed_in: Option<&SignedIn>,
     tried: Option<&str>,
     limited: Option<String>,
 ) -> Response {
-    let mut results = results(session).await;
+    let mut results = results(state, session).await;
     let attacks = ATTACKS
         .iter()
         .map(|a| AttackView {
@@ -157,21 +168,14 @@ async fn page(
     .into_response()
 }
 
-async fn results(session: &Session) -> HashMap<String, AttackResult> {
-    session
-        .get(RESULTS_KEY)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+async fn results(state: &AppState, session: &Session) -> HashMap<String, AttackResult> {
+    super::load_record(state, session, RESULTS_KEY, RESULTS_RECORD).await
 }
 
-async fn keep(session: &Session, id: &str, result: AttackResult) {
-    let mut all = results(session).await;
+async fn keep(state: &AppState, session: &Session, id: &str, result: AttackResult) {
+    let mut all = results(state, session).await;
     all.insert(id.to_owned(), result);
-    if let Err(e) = session.insert(RESULTS_KEY, all).await {
-        tracing::warn!(error = %e, "could not keep the lab's result");
-    }
+    super::store_record(state, session, RESULTS_KEY, RESULTS_RECORD, &all).await;
 }
 
 fn back_to(id: &str) -> String {
@@ -204,7 +208,7 @@ pub async fn attack(
     if state.lab_limiter.0.check_key(&signed_in.id).is_err() {
         let limited =
             format!("At most {PER_MINUTE} attacks a minute: wait a little before the next one.");
-        let mut response = page(&session, Some(&signed_in), None, Some(limited)).await;
+        let mut response = page(&state, &session, Some(&signed_in), None, Some(limited)).await;
         *response.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
         return response;
     }
@@ -266,7 +270,7 @@ pub async fn attack(
         }
         _ => forged_state(&state).await,
     };
-    keep(&session, attack.id, result).await;
+    keep(&state, &session, attack.id, result).await;
     Redirect::to(&back_to(attack.id)).into_response()
 }
 
@@ -395,7 +399,7 @@ pub async fn wrong_verifier(state: &AppState, session: &Session, code: &str) -> 
         Source::elsewhere("crates/mock-idp/src/token.rs", "check_grant"),
         state,
     );
-    keep(session, "wrong-verifier", result).await;
+    keep(state, session, "wrong-verifier", result).await;
     back_to("wrong-verifier")
 }
 
@@ -416,7 +420,7 @@ pub async fn no_fresh_code(state: &AppState, session: &Session, error: &str) -> 
     );
     result.verdict = "Not carried out: the IdP gave no fresh code without asking you.".into();
     result.note = Some("Sign in again, then try it.".into());
-    keep(session, "wrong-verifier", result).await;
+    keep(state, session, "wrong-verifier", result).await;
     back_to("wrong-verifier")
 }
 

@@ -3,8 +3,10 @@
 //! diagram with the real values (every secret masked, every token decoded
 //! and never shown whole), and the attack lab at `/flow/lab`.
 //!
-//! - The trace lives in the browser session (under [`TRACE_KEY`]), so it is
-//!   this session's alone and ends with it; it is bounded ([`MAX_EVENTS`]).
+//! - The trace belongs to the browser session (which holds its id under
+//!   [`TRACE_KEY`]; the trace itself is a record of the store beside it, so
+//!   that the session every request loads stays small), so it is this
+//!   session's alone; it is bounded ([`MAX_EVENTS`]).
 //! - Steps 1-2 travel with the login attempt ([`crate::session::PendingLogin`]);
 //!   the callback adds 3-10 (it calls the API's `/api/me` once to show what
 //!   the API checks); refreshes, keys fetched again and the sign-out add
@@ -24,8 +26,10 @@ use tower_sessions::Session;
 
 use view::Actor;
 
-/// Where a session keeps its trace.
+/// Where a session keeps its trace's id.
 pub const TRACE_KEY: &str = "flow";
+/// The kind of the store's records that hold traces.
+const TRACE_RECORD: &str = "flow_trace";
 
 /// Events kept after the ten steps of the login; the oldest go first.
 pub const MAX_EVENTS: usize = 30;
@@ -440,30 +444,67 @@ pub fn without_query(url: &str) -> String {
 }
 
 /// This session's trace.
-pub async fn load(session: &Session) -> Vec<Step> {
-    session
-        .get::<Vec<Step>>(TRACE_KEY)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+pub async fn load(state: &crate::AppState, session: &Session) -> Vec<Step> {
+    load_record(state, session, TRACE_KEY, TRACE_RECORD).await
 }
 
 /// Replaces this session's trace (a new login starts a new one).
-pub async fn store(session: &Session, steps: Vec<Step>) {
-    if let Err(e) = session.insert(TRACE_KEY, bounded(steps)).await {
-        tracing::warn!(error = %e, "could not keep the flow trace");
+pub async fn store(state: &crate::AppState, session: &Session, steps: Vec<Step>) {
+    store_record(state, session, TRACE_KEY, TRACE_RECORD, &bounded(steps)).await;
+}
+
+/// A record of the store that belongs to this session, which holds its id
+/// under `key` (the trace, the lab's results): kept beside the session, not
+/// in it, as every request loads the session.
+pub async fn load_record<T: serde::de::DeserializeOwned + Default>(
+    state: &crate::AppState,
+    session: &Session,
+    key: &str,
+    kind: &str,
+) -> T {
+    let Ok(Some(id)) = session.get::<String>(key).await else {
+        return T::default();
+    };
+    match state.store.record::<T>(kind, &id).await {
+        Ok(value) => value.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, kind, "could not read a record of the session");
+            T::default()
+        }
+    }
+}
+
+/// Keeps `value` as this session's record under `key`, as long as a
+/// session may live.
+pub async fn store_record<T: Serialize>(
+    state: &crate::AppState,
+    session: &Session,
+    key: &str,
+    kind: &str,
+    value: &T,
+) {
+    let id = match session.get::<String>(key).await {
+        Ok(Some(id)) => id,
+        _ => crate::random_token(),
+    };
+    let until = state.clock.now() + state.config.session_absolute_seconds;
+    if let Err(e) = state.store.put_record(kind, &id, value, until).await {
+        tracing::warn!(error = %e, kind, "could not keep a record of the session");
+        return;
+    }
+    if let Err(e) = session.insert(key, id).await {
+        tracing::warn!(error = %e, kind, "could not keep a record's id");
     }
 }
 
 /// Adds events to this session's trace.
-pub async fn append(session: &Session, events: Vec<Step>) {
+pub async fn append(state: &crate::AppState, session: &Session, events: Vec<Step>) {
     if events.is_empty() {
         return;
     }
-    let mut steps = load(session).await;
+    let mut steps = load(state, session).await;
     steps.extend(events);
-    store(session, steps).await;
+    store(state, session, steps).await;
 }
 
 /// The login's steps, then the newest [`MAX_EVENTS`] events.

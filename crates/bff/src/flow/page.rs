@@ -44,7 +44,7 @@ pub async fn show(
     signed_in: Option<SignedIn>,
     Query(q): Query<FlowQuery>,
 ) -> Response {
-    let trace = super::load(&session).await;
+    let trace = super::load(&state, &session).await;
     let (login, events): (Vec<&Step>, Vec<&Step>) =
         trace.iter().partition(|s| !s.kind.number().is_empty());
     let user_name = match (&signed_in, trace.is_empty()) {
@@ -69,8 +69,12 @@ pub async fn show(
 }
 
 /// `GET /flow.json`: the trace, each step with what it is.
-pub async fn json(session: Session, signed_in: Option<SignedIn>) -> Json<Value> {
-    let trace = super::load(&session).await;
+pub async fn json(
+    State(state): State<AppState>,
+    session: Session,
+    signed_in: Option<SignedIn>,
+) -> Json<Value> {
+    let trace = super::load(&state, &session).await;
     let steps: Vec<Value> = trace
         .iter()
         .map(|step| {

@@ -188,6 +188,45 @@ impl Store {
         serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
+    // ---- records of their own, beside the sessions ----------------------
+
+    /// Keeps `value` under `kind` and `id` until `expires_at`: data a
+    /// session refers to by id but does not carry (the flow inspector's
+    /// trace), so that the session record every request loads stays small.
+    pub async fn put_record<T: Serialize>(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &T,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let slot = slot(kind, id);
+        let sealed = self.seal_json(&slot, value)?;
+        if !self
+            .backend
+            .create_session(&slot, &sealed, expires_at)
+            .await?
+        {
+            self.backend
+                .update_session(&slot, &sealed, expires_at)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The record under `kind` and `id`, if it is there and not expired.
+    pub async fn record<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let slot = slot(kind, id);
+        match self.backend.load_session(&slot, self.clock.now()).await? {
+            Some(sealed) => Ok(Some(self.open_json(&slot, &sealed)?)),
+            None => Ok(None),
+        }
+    }
+
     // ---- logins: the user and their tokens ----------------------------
 
     /// Stores a new login (after the callback), until `expires_at`.
