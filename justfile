@@ -34,6 +34,11 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo machete
 
+# Each hot path against its own limit, and against node-oidc-provider (release builds; a few minutes).
+bench *ARGS:
+    cargo build --release -p mock-idp -p api -p bff -p bench
+    if command -v taskset >/dev/null; then taskset -c 1 target/release/bench "$@"; else target/release/bench "$@"; fi
+
 # Rewrite the README's provider matrix from the tests that produce it.
 matrix:
     UPDATE_README_MATRIX=1 cargo test -p bff --test it providers::the_readme_shows_the_tested_matrix

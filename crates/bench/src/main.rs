@@ -27,6 +27,10 @@ struct Args {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 4)]
     seconds: u64,
+    /// Only these parts (comma-separated): password, sso, refresh, node,
+    /// api, proxy, storm. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -50,6 +54,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match args.command {
         Some(Command::Limit { what, seconds }) => runtime.block_on(limits::run(&what, seconds)),
-        None => runtime.block_on(scenarios::all(args.seconds)),
+        None => runtime.block_on(scenarios::all(args.seconds, &args.only)),
     }
 }

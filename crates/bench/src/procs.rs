@@ -74,6 +74,7 @@ impl Server {
         let url = format!("{}{health}", server.base_url);
         for _ in 0..300 {
             if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
+                eprintln!("  [{name} pid {}]", server.child.id());
                 return Ok(server);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

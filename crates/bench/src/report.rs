@@ -36,7 +36,10 @@ pub struct Report {
 
 impl Report {
     pub fn new() -> Report {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // The machine's, not this pinned process's.
+        let cores = std::fs::read_to_string("/proc/cpuinfo")
+            .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
+            .unwrap_or(1);
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|info| {

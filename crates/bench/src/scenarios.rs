@@ -30,8 +30,9 @@ fn callback() -> String {
 }
 const SCOPE: &str = "openid profile email offline_access notes:read";
 
-pub async fn all(seconds: u64) -> anyhow::Result<()> {
+pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
     let duration = Duration::from_secs(seconds);
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     let mut report = Report::new();
     println!("just bench: {} ({})", report.machine, report.date);
     if !crate::procs::can_pin() {
@@ -40,10 +41,13 @@ pub async fn all(seconds: u64) -> anyhow::Result<()> {
     let tmp = tempdir()?;
 
     // ---- the IdP: logins and refreshes against their limits -------------
-    let argon2 = limits::measure("argon2", seconds)?;
     let idp = start_idp(&tmp, "RS256", 300).await?;
     let client = Arc::new(discover(&idp.url("/oauth2/default")).await?);
-    for concurrency in CONCURRENCY {
+    let argon2 = match wanted("password") {
+        true => limits::measure("argon2", seconds)?,
+        false => 0.0,
+    };
+    for concurrency in CONCURRENCY.into_iter().filter(|_| wanted("password")) {
         let workers = (0..concurrency)
             .map(|_| PasswordLogin {
                 client: client.clone(),
@@ -71,8 +75,11 @@ pub async fn all(seconds: u64) -> anyhow::Result<()> {
             let client = Arc::new(discover(&fresh.url("/oauth2/default")).await?);
             (&fresh, client)
         };
+        if !wanted("sso") && !wanted("refresh") {
+            continue;
+        }
         let signing = limits::measure(&format!("sign-{alg}"), seconds)?;
-        for concurrency in CONCURRENCY {
+        for concurrency in CONCURRENCY.into_iter().filter(|_| wanted("sso")) {
             let mut workers = Vec::new();
             for _ in 0..concurrency {
                 workers.push(SsoLogin::new(client.clone(), reqwest::Client::new(), &[]).await?);
@@ -87,7 +94,7 @@ pub async fn all(seconds: u64) -> anyhow::Result<()> {
                 (concurrency == 16).then_some(0.8),
             );
         }
-        for concurrency in CONCURRENCY {
+        for concurrency in CONCURRENCY.into_iter().filter(|_| wanted("refresh")) {
             let mut workers = Vec::new();
             for _ in 0..concurrency {
                 workers.push(Refresh::new(client.clone(), reqwest::Client::new(), &[]).await?);
@@ -105,7 +112,7 @@ pub async fn all(seconds: u64) -> anyhow::Result<()> {
     }
 
     // ---- the mock IdP against node-oidc-provider, interleaved -----------
-    match start_node_op().await {
+    match start_node_op().await.filter(|_| wanted("node")) {
         Some(node) => compare_with_node(&idp, client.clone(), &node, duration, &mut report).await?,
         None => println!("  node-oidc-provider skipped: node or its packages are missing"),
     }
@@ -124,7 +131,7 @@ pub async fn all(seconds: u64) -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_owned();
     let issuer = idp.url("/oauth2/default");
-    for cache in [true, false] {
+    for cache in [true, false].into_iter().filter(|_| wanted("api")) {
         let api = start_api(&tmp, &issuer, cache).await?;
         let health = get_run(&api.url("/healthz"), None, &[], duration, &api).await;
         let me = get_run(
@@ -152,14 +159,19 @@ pub async fn all(seconds: u64) -> anyhow::Result<()> {
 
     // ---- the BFF's proxy against calling the API directly ----------------
     let api = start_api(&tmp, &issuer, true).await?;
-    let mut stores = vec![
-        ("memory", "memory".to_owned()),
-        (
-            "SQLite",
-            format!("sqlite://{}/bff-{}.db", tmp.display(), free_port()),
-        ),
-    ];
-    if let Some(redis) = testkit::redis::available().await {
+    let mut stores = match wanted("proxy") {
+        true => vec![
+            ("memory", "memory".to_owned()),
+            (
+                "SQLite",
+                format!("sqlite://{}/bff-{}.db", tmp.display(), free_port()),
+            ),
+        ],
+        false => Vec::new(),
+    };
+    if !stores.is_empty()
+        && let Some(redis) = testkit::redis::available().await
+    {
         stores.push(("Redis", redis));
     }
     let direct = get_run(
@@ -205,7 +217,9 @@ pub async fn all(seconds: u64) -> anyhow::Result<()> {
     }
 
     // ---- a refresh storm -------------------------------------------------
-    storm(&tmp, &mut report).await?;
+    if wanted("storm") {
+        storm(&tmp, &mut report).await?;
+    }
 
     println!("\n{}", report.table());
     let path = report.write()?;
