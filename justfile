@@ -39,6 +39,10 @@ bench *ARGS:
     cargo build --release -p mock-idp -p api -p bff -p bench
     if command -v taskset >/dev/null; then taskset -c 1 target/release/bench "$@"; else target/release/bench "$@"; fi
 
+# Fuzz every parser of outside input, SECONDS per target (needs cargo-fuzz; names pick targets).
+fuzz SECONDS="60" *TARGETS:
+    bash scripts/fuzz.sh "$@"
+
 # Rewrite the README's provider matrix from the tests that produce it.
 matrix:
     UPDATE_README_MATRIX=1 cargo test -p bff --test it providers::the_readme_shows_the_tested_matrix

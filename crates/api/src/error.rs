@@ -38,6 +38,9 @@ pub enum ApiError {
     /// No such note for this caller (whether it exists for someone else is not said).
     #[error("not found")]
     NotFound,
+    /// A route asked with a method it does not take.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The database failed.
     #[error("storage error: {0}")]
     Storage(#[from] sqlx::Error),
@@ -82,6 +85,11 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => {
                 (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response()
             }
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(json!({"error": "method_not_allowed"})),
+            )
+                .into_response(),
             ApiError::Storage(error) => {
                 tracing::error!(%error, "database error");
                 (

@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(me::me))
         .merge(notes::routes())
         .fallback(|| async { error::ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Per-user data: no shared cache may keep a copy.

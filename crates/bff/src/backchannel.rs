@@ -22,7 +22,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
+    extract::{State, rejection::BytesRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -122,7 +122,16 @@ impl Audience {
 }
 
 #[instrument(name = "backchannel_logout", skip_all)]
-pub async fn backchannel(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn backchannel(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_request", "error_description": "the request body could not be read"}),
+        );
+    };
     // 2.5: a form-encoded body with `logout_token`; anything else is a token
     // that is missing, answered in JSON like every other refusal.
     let logout_token = url::form_urlencoded::parse(&body)

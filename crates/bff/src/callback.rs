@@ -18,7 +18,7 @@
 //!    stored.
 
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
@@ -123,7 +123,7 @@ pub async fn callback(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
-    Query(q): Query<CallbackQuery>,
+    reply::PageQuery(q): reply::PageQuery<CallbackQuery>,
 ) -> Response {
     // The back button after sign-in replays a used callback: a signed-in
     // person simply goes home instead of meeting an error.

@@ -164,12 +164,17 @@ fn router(state: AppState) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .route("/static/app.js", get(pages::script))
         .route("/healthz", get(|| async { "ok" }))
+        .fallback(reply::not_found)
+        .method_not_allowed_fallback(reply::method_not_allowed)
         .with_state(state.clone())
         .layer(session_layer)
+        .layer(middleware::from_fn(reply::unsaved_session_as_unavailable))
         // Server to server: no browser session, no cookie.
         .route(
             "/bff/backchannel",
-            post(backchannel::backchannel).with_state(state),
+            post(backchannel::backchannel)
+                .fallback(reply::method_not_allowed)
+                .with_state(state),
         )
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

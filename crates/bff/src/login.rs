@@ -9,7 +9,7 @@
 //! - RFC 9700 4.11: `returnUrl` is only ever a same-site relative path.
 
 use axum::{
-    extract::{Query, State},
+    extract::State,
     response::{IntoResponse, Redirect, Response},
 };
 use oauth2::{CsrfToken, PkceCodeChallenge, Scope};
@@ -62,7 +62,7 @@ pub fn safe_return_url(raw: Option<&str>) -> String {
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
-    Query(q): Query<LoginQuery>,
+    reply::PageQuery(q): reply::PageQuery<LoginQuery>,
 ) -> Response {
     let return_url = safe_return_url(q.return_url.as_deref());
     match begin(&state, &session, return_url, Purpose::SignIn, &[]).await {

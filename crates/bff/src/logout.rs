@@ -20,7 +20,6 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
@@ -31,7 +30,7 @@ use tracing::instrument;
 use crate::{
     AppState, csrf,
     flow::{self, Kind, Step},
-    reply::{self, ErrorPage},
+    reply::{self, ErrorPage, PageBody},
     session::{self, SignedIn},
 };
 
@@ -49,7 +48,7 @@ pub async fn logout(
     session: Session,
     signed_in: Option<SignedIn>,
     headers: HeaderMap,
-    body: Bytes,
+    PageBody(body): PageBody,
 ) -> Response {
     let Some(signed_in) = signed_in else {
         // Nobody to sign out: just go home.

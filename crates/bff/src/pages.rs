@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -68,7 +68,7 @@ pub async fn home(
     State(state): State<AppState>,
     session: Session,
     signed_in: Option<SignedIn>,
-    Query(q): Query<HomeQuery>,
+    crate::reply::PageQuery(q): crate::reply::PageQuery<HomeQuery>,
 ) -> Response {
     let Some(signed_in) = signed_in else {
         let notice = match (&q.state, &q.signed_out) {

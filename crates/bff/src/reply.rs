@@ -5,7 +5,9 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Json,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Query, Request},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -76,4 +78,104 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     accept.contains("application/json") && !accept.contains("text/html")
+}
+
+/// A page's query string, or the error page when it cannot be read
+/// (malformed encoding, a repeated parameter): a person gets a page, not
+/// axum's plain-text rejection.
+pub struct PageQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(PageQuery(value)),
+            Err(_) => Err(ErrorPage::response(
+                StatusCode::BAD_REQUEST,
+                "This address is not valid",
+                "Its parameters are malformed or repeated. Go back to the app and start again.",
+                true,
+            )),
+        }
+    }
+}
+
+/// A page's form body, or the error page when it cannot be read (larger
+/// than the limit, a broken stream), not axum's plain-text rejection.
+pub struct PageBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for PageBody {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        Bytes::from_request(request, state)
+            .await
+            .map(PageBody)
+            .map_err(|e| {
+                ErrorPage::response(
+                    e.status(),
+                    "This request could not be read",
+                    "It is too large or was cut off. Go back to the app and try again.",
+                    false,
+                )
+            })
+    }
+}
+
+/// The routes that answer scripts and servers in JSON; every other route
+/// answers a person with a page.
+pub fn is_json_route(path: &str) -> bool {
+    ["/bff/user", "/flow.json", "/bff/backchannel", "/metrics"].contains(&path)
+        || path.starts_with("/bff/api/")
+}
+
+/// No route at this address: JSON or a page, as the address's neighbours
+/// answer.
+pub async fn not_found(uri: Uri) -> Response {
+    if is_json_route(uri.path()) {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+    }
+    ErrorPage::response(
+        StatusCode::NOT_FOUND,
+        "There is no such page",
+        "This app has no page at this address.",
+        false,
+    )
+}
+
+/// A route asked with a method it does not take.
+pub async fn method_not_allowed(uri: Uri) -> Response {
+    if is_json_route(uri.path()) {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "this endpoint does not take this method",
+        );
+    }
+    ErrorPage::response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "This address does not take that request",
+        "The page is here, but not for this kind of request.",
+        false,
+    )
+}
+
+/// tower-sessions answers a bare 500 when it cannot save the session at the
+/// end of a request (the store down, its disk read-only). Nothing of that
+/// request took effect: it is answered as every other store failure is, a
+/// 503 with `Retry-After`, as a page or as JSON.
+pub async fn unsaved_session_as_unavailable(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let json = wants_json(request.headers()) || is_json_route(request.uri().path());
+    let response = next.run(request).await;
+    let bare_500 = response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && !response.headers().contains_key(header::CONTENT_TYPE);
+    match (bare_500, json) {
+        (false, _) => response,
+        (true, true) => unavailable_json("the session store is unavailable"),
+        (true, false) => unavailable_page(),
+    }
 }

@@ -6,7 +6,13 @@
 
 use std::collections::HashMap;
 
-use axum::http::{HeaderMap, header};
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::{HeaderMap, header},
+};
+
+use crate::token_error::TokenError;
 
 /// Longest value we accept for any one parameter; tokens and URIs fit well
 /// below it.
@@ -79,6 +85,22 @@ impl Form {
         serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
             .map(|pairs| pairs.iter().filter(|(n, _)| n == name).count() > 1)
             .unwrap_or(false)
+    }
+}
+
+/// The body of a back-channel request (token, revocation, introspection),
+/// or an RFC 6749 5.2 error when it cannot be read (over the size limit, a
+/// broken stream): a client never gets axum's plain-text rejection.
+pub struct BackChannelBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for BackChannelBody {
+    type Rejection = TokenError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, TokenError> {
+        Bytes::from_request(request, state)
+            .await
+            .map(BackChannelBody)
+            .map_err(|e| TokenError::InvalidRequest(format!("the request body: {}", e.body_text())))
     }
 }
 

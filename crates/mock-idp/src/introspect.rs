@@ -9,7 +9,6 @@
 
 use axum::{
     Json,
-    body::Bytes,
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use crate::{
     AppState,
     clients::AuthMethod,
-    form::Form,
+    form::{BackChannelBody, Form},
     secret,
     token_error::{TokenError, no_store},
     tokens::verify_access_token,
@@ -28,7 +27,7 @@ use crate::{
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    BackChannelBody(body): BackChannelBody,
 ) -> Response {
     match handle(&state, &headers, &body).await {
         Ok(answer) => (no_store(), Json(answer)).into_response(),

@@ -16,7 +16,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     body::Bytes,
-    extract::{RawQuery, State},
+    extract::{RawQuery, State, rejection::BytesRejection},
     http::{HeaderMap, Method, header},
     response::{IntoResponse, Redirect, Response},
 };
@@ -85,8 +85,9 @@ pub async fn logout(
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
+    let body = body.map_err(|_| invalid("The request could not be read."))?;
     let form = if method == Method::POST {
         Form::parse_bytes(&body)
     } else {

@@ -279,9 +279,25 @@ pub async fn not_found() -> PageError {
     PageError::NotFound
 }
 
-/// A known address asked with a method it does not take.
-pub async fn method_not_allowed() -> PageError {
-    PageError::MethodNotAllowed
+/// A known address asked with a method it does not take: a page, or, at
+/// an endpoint only programs call, an RFC 6749 5.2 error object.
+pub async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let for_programs = [
+        crate::paths::TOKEN,
+        crate::paths::REVOKE,
+        crate::paths::INTROSPECT,
+        crate::paths::USERINFO,
+        crate::paths::KEYS,
+    ];
+    if path.contains("/.well-known/") || for_programs.iter().any(|p| path.ends_with(p)) {
+        let error = serde_json::json!({
+            "error": "invalid_request",
+            "error_description": "this endpoint does not take this method",
+        });
+        return (StatusCode::METHOD_NOT_ALLOWED, axum::Json(error)).into_response();
+    }
+    PageError::MethodNotAllowed.into_response()
 }
 
 /// Content-Security-Policy of every IdP response: only our own CSS, no

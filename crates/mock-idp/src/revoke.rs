@@ -9,7 +9,6 @@
 //!   answer tells an attacker nothing.
 
 use axum::{
-    body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -17,13 +16,17 @@ use axum::{
 
 use crate::{
     AppState,
-    form::Form,
+    form::{BackChannelBody, Form},
     secret,
     token_error::{TokenError, no_store},
     tokens::verify_access_token,
 };
 
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BackChannelBody(body): BackChannelBody,
+) -> Response {
     match handle(&state, &headers, &body).await {
         Ok(()) => (StatusCode::OK, no_store()).into_response(),
         Err(e) => e.into_response(),

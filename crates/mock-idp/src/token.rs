@@ -11,7 +11,6 @@
 
 use axum::{
     Json,
-    body::Bytes,
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
@@ -22,7 +21,7 @@ use crate::{
     AppState,
     clients::Client,
     codes::{Grant, Redeemed},
-    form::Form,
+    form::{BackChannelBody, Form},
     pkce::CodeVerifier,
     refresh,
     token_error::{TokenError, no_store},
@@ -30,7 +29,11 @@ use crate::{
 };
 
 /// The token endpoint.
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BackChannelBody(body): BackChannelBody,
+) -> Response {
     let result = handle(&state, &headers, &body).await;
     let grant_type = url::form_urlencoded::parse(&body)
         .find(|(name, _)| name == "grant_type")

@@ -15,6 +15,9 @@ pub struct Bff {
     pub base_url: String,
     pub config: bff::Config,
     pub faults: Faults,
+    /// The router being served, sharing the server's state: called
+    /// in-process by the fuzz targets (`fuzz/`), one request per input.
+    pub router: axum::Router,
     time: ManualClock,
     server: Running,
 }
@@ -51,11 +54,12 @@ impl Bff {
         let base_url = format!("http://{}", listener.local_addr().expect("address"));
         let router = bff::app(&config, time.clock()).await.expect("BFF app");
         let faults = Faults::default();
-        let server = Running::serve(listener, faults.around(router)).await;
+        let server = Running::serve(listener, faults.around(router.clone())).await;
         Bff {
             base_url,
             config,
             faults,
+            router,
             time: time.clone(),
             server,
         }
@@ -83,6 +87,7 @@ impl Bff {
         let router = bff::app(&self.config, self.time.clock())
             .await
             .expect("BFF app");
+        self.router = router.clone();
         self.server = Running::serve(listener, self.faults.around(router)).await;
     }
 

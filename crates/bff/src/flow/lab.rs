@@ -15,8 +15,7 @@
 use std::{collections::HashMap, num::NonZeroU32, sync::Arc};
 
 use axum::{
-    body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
@@ -128,7 +127,7 @@ pub async fn show(
     State(state): State<AppState>,
     session: Session,
     signed_in: Option<SignedIn>,
-    Query(q): Query<LabQuery>,
+    crate::reply::PageQuery(q): crate::reply::PageQuery<LabQuery>,
 ) -> Response {
     page(
         &state,
@@ -189,7 +188,7 @@ pub async fn attack(
     signed_in: Option<SignedIn>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    crate::reply::PageBody(body): crate::reply::PageBody,
 ) -> Response {
     let Some(signed_in) = signed_in else {
         return Redirect::to("/flow/lab").into_response();

@@ -5,7 +5,7 @@
 
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::State,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -42,7 +42,7 @@ pub async fn show(
     State(state): State<AppState>,
     session: Session,
     signed_in: Option<SignedIn>,
-    Query(q): Query<FlowQuery>,
+    crate::reply::PageQuery(q): crate::reply::PageQuery<FlowQuery>,
 ) -> Response {
     let trace = super::load(&state, &session).await;
     let (login, events): (Vec<&Step>, Vec<&Step>) =

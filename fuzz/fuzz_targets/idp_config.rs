@@ -1,0 +1,4 @@
+#![no_main]
+//! See `fuzz::targets::idp_config`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::targets::idp_config(data));
