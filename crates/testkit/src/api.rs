@@ -15,6 +15,7 @@ pub struct Api {
     /// The API's own state, shared with the running server.
     pub state: api::AppState,
     pub faults: Faults,
+    router: axum::Router,
     server: Running,
 }
 
@@ -58,17 +59,32 @@ impl Api {
             .expect("the API builds");
         let faults = Faults::default();
         let router = api::router(state.clone()).merge(api::metrics_route(&state));
-        let server = Running::serve(listener, faults.around(router)).await;
+        let server = Running::serve(listener, faults.around(router.clone())).await;
         Api {
             base_url: format!("http://{addr}"),
             state,
             faults,
+            router,
             server,
         }
     }
 
     pub async fn shutdown(&mut self) {
         self.server.stop().await;
+    }
+
+    /// Serves the same state again on the same address, after
+    /// [`Api::shutdown`]: the API is back.
+    pub async fn start_again(&mut self) {
+        let addr: std::net::SocketAddr = self
+            .base_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("API address");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("rebind the API port");
+        self.server = Running::serve(listener, self.faults.around(self.router.clone())).await;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -133,3 +133,90 @@ pub async fn dump(url: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
     let _ = client.quit().await;
     entries
 }
+
+/// A `redis-server` that a test stops and starts again: its own port and
+/// folder, with an append-only file, so that what it kept before a stop is
+/// there after the start (as a production Redis with persistence does).
+/// Stopped for good when dropped.
+pub struct RestartableRedis {
+    pub url: String,
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl RestartableRedis {
+    /// `None` when `redis-server` is not installed (said once), or a
+    /// failure under `REQUIRE_REDIS=1`.
+    pub async fn start() -> Option<RestartableRedis> {
+        let installed = Command::new("sh")
+            .args(["-c", "command -v redis-server"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            if std::env::var("REQUIRE_REDIS").is_ok_and(|v| v == "1") {
+                panic!("redis-server is not installed, and REQUIRE_REDIS=1");
+            }
+            eprintln!("Redis restart test skipped: redis-server is not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("redis-{}", crate::random_string()));
+        std::fs::create_dir_all(&dir).expect("a folder for Redis");
+        let mut redis = RestartableRedis {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+        };
+        redis.start_again().await;
+        Some(redis)
+    }
+
+    /// Starts the server (again) on the same port and folder.
+    pub async fn start_again(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if ping(&self.url).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {} does not answer", self.port);
+    }
+
+    /// Stops the server abruptly (SIGKILL): no chance to save anything
+    /// beyond what it already wrote to its append-only file.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RestartableRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -354,10 +354,19 @@ pub async fn logout_returned(session: &Session, returned: &str) -> bool {
 }
 
 /// The answer when there is no signed-in session: 401 with a JSON error
-/// (the JSON endpoints), or 503 when the store failed.
+/// (the JSON endpoints), or 503 when the store failed, as a page when a
+/// person asked.
 pub enum NotSignedIn {
     No,
-    StoreFailed(SessionError),
+    StoreFailed { error: SessionError, page: bool },
+}
+
+impl NotSignedIn {
+    fn store_failed(error: SessionError, parts: &Parts) -> NotSignedIn {
+        let page = !crate::reply::wants_json(&parts.headers)
+            && !crate::reply::is_json_route(parts.uri.path());
+        NotSignedIn::StoreFailed { error, page }
+    }
 }
 
 impl IntoResponse for NotSignedIn {
@@ -366,9 +375,12 @@ impl IntoResponse for NotSignedIn {
             NotSignedIn::No => {
                 crate::reply::json_error(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in first")
             }
-            NotSignedIn::StoreFailed(e) => {
-                tracing::error!(error = %e, "the session store failed");
-                crate::reply::unavailable_json("the session store is unavailable")
+            NotSignedIn::StoreFailed { error, page } => {
+                tracing::error!(%error, "the session store failed");
+                match page {
+                    true => crate::reply::unavailable_page(),
+                    false => crate::reply::unavailable_json("the session store is unavailable"),
+                }
             }
         }
     }
@@ -378,7 +390,8 @@ async fn tower_session(parts: &mut Parts, state: &AppState) -> Result<Session, N
     Session::from_request_parts(parts, state)
         .await
         .map_err(|(_, message)| {
-            NotSignedIn::StoreFailed(SessionError::Store(StoreError::Corrupt(message.into())))
+            let error = SessionError::Store(StoreError::Corrupt(message.into()));
+            NotSignedIn::store_failed(error, parts)
         })
 }
 
@@ -390,7 +403,7 @@ impl FromRequestParts<AppState> for SignedIn {
         match SignedIn::load(state, &session).await {
             Ok(Some(signed_in)) => Ok(signed_in),
             Ok(None) => Err(NotSignedIn::No),
-            Err(e) => Err(NotSignedIn::StoreFailed(e)),
+            Err(e) => Err(NotSignedIn::store_failed(e, parts)),
         }
     }
 }
@@ -405,6 +418,6 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
         let session = tower_session(parts, state).await?;
         SignedIn::load(state, &session)
             .await
-            .map_err(NotSignedIn::StoreFailed)
+            .map_err(|e| NotSignedIn::store_failed(e, parts))
     }
 }

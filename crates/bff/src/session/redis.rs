@@ -15,10 +15,17 @@ use fred::{
     prelude::{
         ClientLike, Config as RedisConfig, KeysInterface, LuaInterface, Pool, SetsInterface,
     },
-    types::{Expiration, SetOptions},
+    types::{
+        Expiration, SetOptions,
+        config::{ConnectionConfig, PerformanceConfig, ReconnectPolicy},
+    },
 };
 
 use super::backend::{Backend, BackendError, Index, LoginIndex, Result};
+
+/// How long one Redis command may take before the request that needs it
+/// is answered 503.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Redis {
     pool: Pool,
@@ -73,7 +80,28 @@ impl Redis {
     /// them.
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Redis> {
         let config = RedisConfig::from_url(url)?;
-        let pool = Pool::new(config, None, None, None, 4)?;
+        // Redis gone for a while (a restart, a failover): each command
+        // fails within the timeout, so that the BFF answers 503 instead of
+        // waiting, and the pool reconnects in the background, without end,
+        // backing off from 100 ms to 2 s, so that the sessions Redis kept
+        // are there again when it is back.
+        let performance = PerformanceConfig {
+            default_command_timeout: COMMAND_TIMEOUT,
+            ..PerformanceConfig::default()
+        };
+        let connection = ConnectionConfig {
+            connection_timeout: COMMAND_TIMEOUT,
+            internal_command_timeout: COMMAND_TIMEOUT,
+            ..ConnectionConfig::default()
+        };
+        let reconnect = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
+        let pool = Pool::new(
+            config,
+            Some(performance),
+            Some(connection),
+            Some(reconnect),
+            4,
+        )?;
         // fred's pool does not connect until told to.
         pool.init().await?;
         Ok(Redis {

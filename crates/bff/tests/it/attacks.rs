@@ -13,7 +13,11 @@ use testkit::{
 
 /// Follows the flow from `/bff/login` up to the IdP's redirect back to the
 /// BFF's callback, without calling it; returns the callback URL.
-async fn callback_url(browser: &reqwest::Client, stack: &Stack, login_path: &str) -> String {
+pub(crate) async fn callback_url(
+    browser: &reqwest::Client,
+    stack: &Stack,
+    login_path: &str,
+) -> String {
     let response = browser.get(stack.bff.url(login_path)).send().await.unwrap();
     let mut url = location(&response);
     loop {

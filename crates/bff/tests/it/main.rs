@@ -6,6 +6,7 @@
 mod attacks;
 mod backchannel;
 mod browser;
+mod faults;
 mod flow;
 mod flow_inspector;
 mod logout;
