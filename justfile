@@ -25,7 +25,7 @@ bff *ARGS:
     cargo run -p bff -- "$@"
 
 # Every test of the workspace; the last lines say what was skipped, and why.
-test: && _browser-notice _redis-notice _walkthrough-notice
+test: && _browser-notice _redis-notice _postgres-notice _walkthrough-notice
     cargo test --workspace --all-targets
 
 # Formatting, lints and unused dependencies, as CI checks them.
@@ -68,6 +68,17 @@ _redis-notice:
     #!/usr/bin/env bash
     if [ -z "${REDIS_URL:-}" ] && ! { exec 3<>/dev/tcp/127.0.0.1/6379; } 2>/dev/null && ! command -v redis-server >/dev/null; then
       echo "Redis tests skipped: no Redis on 127.0.0.1:6379 and no redis-server to start (apt-get install redis-server)"
+    fi
+
+# Says plainly when the PostgreSQL store tests were skipped, and how to run them.
+_postgres-notice:
+    #!/usr/bin/env bash
+    url="${DATABASE_URL_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+    server="${url#*://}"; server="${server##*@}"; server="${server%%/*}"
+    host="${server%:*}"; port="${server##*:}"
+    if [ "$host" = "$server" ]; then port=5432; fi
+    if ! { exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null; then
+      echo "PostgreSQL tests skipped: nothing answers on $host:$port (apt-get install postgresql, or set DATABASE_URL_POSTGRES)"
     fi
 
 # Says plainly when the README walkthrough was skipped, and how to run it.

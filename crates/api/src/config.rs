@@ -54,7 +54,8 @@ pub struct Config {
     pub token_profile: TokenProfile,
 
     /// Where the notes live: `sqlite://path/to/file.db` (file and parent
-    /// directory are created when missing) or `sqlite::memory:`.
+    /// directory are created when missing), `sqlite::memory:`, or a
+    /// PostgreSQL database, `postgres://user:password@host/database`.
     #[arg(long, env = "API_DATABASE_URL", default_value = "sqlite://data/api.db", value_parser = parse_database_url)]
     pub database_url: String,
 
@@ -133,9 +134,12 @@ fn parse_non_empty(value: &str) -> Result<String, String> {
 }
 
 fn parse_database_url(value: &str) -> Result<String, String> {
-    if !value.starts_with("sqlite:") {
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if !known.iter().any(|scheme| value.starts_with(scheme)) {
         return Err(
-            "must start with sqlite: (e.g. sqlite://data/api.db or sqlite::memory:)".into(),
+            "must start with sqlite: or postgres:// (e.g. sqlite://data/api.db, \
+             sqlite::memory: or postgres://user@localhost/api)"
+                .into(),
         );
     }
     Ok(value.to_owned())
@@ -164,6 +168,25 @@ mod tests {
             assert!(
                 Config::try_parse_from(["api", "--issuer", issuer]).is_err(),
                 "{issuer}"
+            );
+        }
+    }
+
+    #[test]
+    fn database_url_is_sqlite_or_postgres() {
+        for url in [
+            "sqlite://data/api.db",
+            "sqlite::memory:",
+            "postgres://api@localhost/api",
+            "postgresql://api:secret@db:5432/api",
+        ] {
+            let config = Config::try_parse_from(["api", "--database-url", url]);
+            assert_eq!(config.expect(url).database_url, url);
+        }
+        for url in ["mysql://localhost/api", "data/api.db", ""] {
+            assert!(
+                Config::try_parse_from(["api", "--database-url", url]).is_err(),
+                "{url}"
             );
         }
     }

@@ -53,7 +53,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     validator: Arc<Validator>,
     verified_tokens: Arc<TokenCache>,
-    db: sqlx::SqlitePool,
+    db: sqlx::AnyPool,
     clock: Clock,
     /// What `/metrics` shows.
     pub metrics: metrics::Metrics,

@@ -11,10 +11,12 @@
 //! | `POST /api/notes` | `notes:write` |
 //! | `DELETE /api/notes/{id}` | `notes:write` |
 //!
-//! Notes live in SQLite (`--database-url`), so they survive a restart.
+//! Notes live in SQLite or PostgreSQL (`--database-url`), so they survive a
+//! restart. Both go through sqlx's `Any` driver: each query is written once,
+//! with `$1`-style placeholders that both bind by number; only the schema
+//! differs (`schema/sqlite.sql`, `schema/postgres.sql`).
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -23,8 +25,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row, sqlite::SqliteConnectOptions};
 
 use crate::AppState;
 use crate::caller::Caller;
@@ -88,7 +90,7 @@ async fn list_notes(
 ) -> Result<Json<NoteList>, ApiError> {
     caller.require_scope(NOTES_READ)?;
     let rows = sqlx::query(
-        "SELECT id, text, created_at FROM notes WHERE owner_iss = ? AND owner_sub = ? ORDER BY id DESC",
+        "SELECT id, text, created_at FROM notes WHERE owner_iss = $1 AND owner_sub = $2 ORDER BY id DESC",
     )
     .bind(&caller.0.issuer)
     .bind(&caller.0.sub)
@@ -111,7 +113,7 @@ async fn create_note(
     let text = NoteText::parse(body.text)?;
 
     let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM notes WHERE owner_iss = ? AND owner_sub = ?")
+        sqlx::query_scalar("SELECT COUNT(*) FROM notes WHERE owner_iss = $1 AND owner_sub = $2")
             .bind(&caller.0.issuer)
             .bind(&caller.0.sub)
             .fetch_one(&state.db)
@@ -121,7 +123,7 @@ async fn create_note(
     }
 
     let row = sqlx::query(
-        "INSERT INTO notes (owner_iss, owner_sub, text) VALUES (?, ?, ?) RETURNING id, text, created_at",
+        "INSERT INTO notes (owner_iss, owner_sub, text) VALUES ($1, $2, $3) RETURNING id, text, created_at",
     )
     .bind(&caller.0.issuer)
     .bind(&caller.0.sub)
@@ -141,20 +143,21 @@ async fn delete_note(
     caller.require_scope(NOTES_WRITE)?;
     let Path(id) = id.map_err(|_| ApiError::InvalidRequest("note id must be an integer"))?;
     // The owner is part of the WHERE clause: another user's id deletes nothing.
-    let deleted = sqlx::query("DELETE FROM notes WHERE id = ? AND owner_iss = ? AND owner_sub = ?")
-        .bind(id)
-        .bind(&caller.0.issuer)
-        .bind(&caller.0.sub)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
+    let deleted =
+        sqlx::query("DELETE FROM notes WHERE id = $1 AND owner_iss = $2 AND owner_sub = $3")
+            .bind(id)
+            .bind(&caller.0.issuer)
+            .bind(&caller.0.sub)
+            .execute(&state.db)
+            .await?
+            .rows_affected();
     if deleted == 0 {
         return Err(ApiError::NotFound);
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn note_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Note, sqlx::Error> {
+fn note_from_row(row: &AnyRow) -> Result<Note, sqlx::Error> {
     Ok(Note {
         id: row.try_get("id")?,
         text: row.try_get("text")?,
@@ -163,42 +166,71 @@ fn note_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Note, sqlx::Error> {
 }
 
 /// Open the database named by `--database-url` and create the schema.
-///
+pub async fn connect(database_url: &str) -> anyhow::Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let (pool, schema) = if database_url.starts_with("sqlite:") {
+        (
+            connect_sqlite(database_url).await?,
+            include_str!("../schema/sqlite.sql"),
+        )
+    } else {
+        (
+            AnyPoolOptions::new()
+                .max_connections(8)
+                .connect(database_url)
+                .await?,
+            include_str!("../schema/postgres.sql"),
+        )
+    };
+    sqlx::raw_sql(schema).execute(&pool).await?;
+    Ok(pool)
+}
+
 /// A file database gets its file and parent directory created when missing.
 /// An in-memory database lives only as long as its connections, and each
 /// connection would see a different one, so its pool is exactly one
 /// connection that never expires.
-pub async fn connect(database_url: &str) -> anyhow::Result<SqlitePool> {
-    let options = SqliteConnectOptions::from_str(database_url)?
-        .create_if_missing(true)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+///
+/// sqlx's `Any` driver reads SQLite's options from the URL alone: sqlx's
+/// defaults give each connection foreign keys and a 5 s busy timeout, and
+/// `mode=rwc` creates the file.
+async fn connect_sqlite(database_url: &str) -> anyhow::Result<AnyPool> {
+    let options = SqliteConnectOptions::from_str(database_url)?;
     let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
-    let pool = if in_memory {
-        SqlitePoolOptions::new()
+    if in_memory {
+        return Ok(AnyPoolOptions::new()
             .min_connections(1)
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
-            .await?
-    } else {
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
+            .connect(database_url)
+            .await?);
+    }
+    if let Some(dir) = options
+        .get_filename()
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(AnyPoolOptions::new()
+        .max_connections(4)
+        .connect(&create_if_missing(database_url))
+        .await?)
+}
+
+/// `url` asking SQLite to create the file when missing (`mode=rwc`), unless
+/// it names a mode of its own.
+fn create_if_missing(url: &str) -> String {
+    match url.split_once('?') {
+        None => format!("{url}?mode=rwc"),
+        Some((_, query))
+            if url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "mode") =>
         {
-            std::fs::create_dir_all(dir)?;
+            url.to_owned()
         }
-        SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?
-    };
-    sqlx::raw_sql(include_str!("../schema.sql"))
-        .execute(&pool)
-        .await?;
-    Ok(pool)
+        Some(_) => format!("{url}&mode=rwc"),
+    }
 }
 
 #[cfg(test)]

@@ -64,12 +64,14 @@ pub struct Config {
     #[arg(long, global = true, env = "IDP_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where registered users, consents, sessions, refresh tokens and signing
-    /// keys are kept: `sqlite://path/to/file.db` or `sqlite::memory:`.
+    /// keys are kept: `sqlite://path/to/file.db`, `sqlite::memory:`, or a
+    /// PostgreSQL database, `postgres://user:password@host/database`.
     #[arg(
         long,
         global = true,
         env = "IDP_DATABASE_URL",
-        default_value = "sqlite://data/mock-idp.db"
+        default_value = "sqlite://data/mock-idp.db",
+        value_parser = parse_database_url
     )]
     pub database_url: String,
     /// Algorithm of newly made signing keys.
@@ -82,6 +84,11 @@ pub struct Config {
     /// Log format: `text` for people, `json` for machines.
     #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+fn parse_database_url(value: &str) -> Result<String, String> {
+    crate::store::Engine::of(value)?;
+    Ok(value.to_owned())
 }
 
 impl Config {

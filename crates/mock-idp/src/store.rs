@@ -1,94 +1,59 @@
-//! What the IdP must remember across a restart, in SQLite: registered users,
+//! What the IdP must remember across a restart: registered users,
 //! consents, browser sessions, refresh tokens, issued access tokens (so they
 //! can be revoked) and signing keys.
 //!
-//! `sqlite://data/mock-idp.db` by default, `sqlite::memory:` in tests.
+//! In SQLite (`sqlite://data/mock-idp.db` by default, `sqlite::memory:` in
+//! tests) or in PostgreSQL (`postgres://…`), told apart by the URL. Both go
+//! through sqlx's `Any` driver, so each query below is written once, with
+//! `$1`-style placeholders that both databases bind by number; only the
+//! schema differs (`schema/sqlite.sql`, `schema/postgres.sql`).
+//!
 //! Secrets that act as bearer credentials (session cookies, refresh tokens)
 //! are stored only as SHA-256 digests: a copy of the database signs no one in.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr};
 
-use sqlx::{
-    Row, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-};
+use sqlx::{AnyPool, Executor, Row, any::AnyPoolOptions, sqlite::SqliteConnectOptions};
 
-/// One account per email address, whatever its letter case (created after
-/// [`refuse_case_twins`] looked at a database made before it).
+const SQLITE_SCHEMA: &str = include_str!("../schema/sqlite.sql");
+const POSTGRES_SCHEMA: &str = include_str!("../schema/postgres.sql");
+
+/// One account per email address, whatever its letter case (created on
+/// SQLite after [`refuse_case_twins`] looked at a database made before it).
+/// `lower()`, not SQLite's `COLLATE NOCASE`, so that PostgreSQL has the same
+/// index and the queries that use it are the same on both.
 const ONE_ACCOUNT_PER_ADDRESS: &str =
-    "CREATE UNIQUE INDEX IF NOT EXISTS users_username_nocase ON users (username COLLATE NOCASE)";
+    "CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower ON users (lower(username))";
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS users (
-    sub TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    name TEXT NOT NULL,
-    given_name TEXT,
-    family_name TEXT,
-    email_verified INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS consents (
-    sub TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    granted_at INTEGER NOT NULL,
-    PRIMARY KEY (sub, client_id)
-);
-CREATE TABLE IF NOT EXISTS signing_keys (
-    kid TEXT PRIMARY KEY,
-    alg TEXT NOT NULL,
-    private_pem TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    retired_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    cookie_hash TEXT PRIMARY KEY,
-    sid TEXT NOT NULL UNIQUE,
-    sub TEXT NOT NULL,
-    auth_time INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS session_clients (
-    sid TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    PRIMARY KEY (sid, client_id)
-);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    token_hash TEXT PRIMARY KEY,
-    family_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    sub TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    sid TEXT,
-    auth_time INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    family_expires_at INTEGER NOT NULL,
-    rotated_at INTEGER,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
-CREATE TABLE IF NOT EXISTS access_tokens (
-    jti TEXT PRIMARY KEY,
-    family_id TEXT,
-    client_id TEXT NOT NULL,
-    sub TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0,
-    token_hash TEXT,
-    scope TEXT,
-    issued_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS access_tokens_family ON access_tokens (family_id);
-"#;
+/// The databases the IdP keeps its state in, told apart by the URL's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `sqlite://path/to/file.db` or `sqlite::memory:`: embedded, the default.
+    Sqlite,
+    /// `postgres://user:password@host/database` (or `postgresql://`).
+    Postgres,
+}
+
+impl Engine {
+    pub fn of(url: &str) -> Result<Engine, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            Err(
+                "must start with sqlite: or postgres:// (e.g. sqlite://data/mock-idp.db, \
+                 sqlite::memory: or postgres://user@localhost/mock_idp)"
+                    .into(),
+            )
+        }
+    }
+}
 
 /// The IdP's database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 /// A user account.
@@ -190,15 +155,15 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
-/// A column added since a database was made: added to it, empty.
+/// A column added since a SQLite file was made: added to it, empty.
 async fn add_column_if_missing(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     table: &str,
     column: &str,
     definition: &str,
 ) -> anyhow::Result<()> {
     let present: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?")
+        sqlx::query_scalar("SELECT count(*) FROM pragma_table_info($1) WHERE name = $2")
             .bind(table)
             .bind(column)
             .fetch_one(pool)
@@ -216,78 +181,144 @@ async fn add_column_if_missing(
 /// A database from before usernames were unique whatever their letter case
 /// may hold two accounts for one address. Which one is the person's is not
 /// for the IdP to guess, nor to delete: it refuses to start and says which.
-async fn refuse_case_twins(pool: &SqlitePool, url: &str) -> anyhow::Result<()> {
+async fn refuse_case_twins(pool: &AnyPool, url: &str) -> anyhow::Result<()> {
     let twins: Option<String> = sqlx::query_scalar(
         "SELECT group_concat(username, ', ') FROM users
-         GROUP BY username COLLATE NOCASE HAVING count(*) > 1 LIMIT 1",
+         GROUP BY lower(username) HAVING count(*) > 1 LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;
     match twins {
         Some(twins) => anyhow::bail!(
-            "--database-url {url}: the accounts {twins} differ only in letter case; \
+            "--database-url {}: the accounts {twins} differ only in letter case; \
              usernames are now unique whatever their case: delete all but one \
-             (DELETE FROM users WHERE username = '…') and start again"
+             (DELETE FROM users WHERE username = '…') and start again",
+            shown(url)
         ),
         None => Ok(()),
     }
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `url`.
-    pub async fn open(url: &str) -> anyhow::Result<Store> {
-        let in_memory = url.contains(":memory:");
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| anyhow::anyhow!("--database-url {url}: {e}"))?
-            .create_if_missing(true)
-            .busy_timeout(Duration::from_secs(5));
-        let options = if in_memory {
-            options
-        } else {
-            if let Some(dir) = Path::new(options.get_filename()).parent()
-                && !dir.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    anyhow::anyhow!("--database-url {url}: cannot create {}: {e}", dir.display())
-                })?;
-            }
-            // WAL with `synchronous = NORMAL`: a commit is a write to the
-            // log, not an fsync; a process that dies loses nothing, a
-            // machine that loses power may lose the last commits (sessions
-            // and grants of the last moment: people sign in again).
-            options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-        };
-        // An in-memory database lives as long as its one connection.
-        let pool = if in_memory {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(4)
+/// `url` as a message may show it: without its password.
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
         }
-        .connect_with(options)
-        .await
-        .map_err(|e| anyhow::anyhow!("--database-url {url}: {e}"))?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        add_column_if_missing(&pool, "users", "updated_at", "INTEGER").await?;
-        for column in ["token_hash TEXT", "scope TEXT", "issued_at INTEGER"] {
-            let (name, definition) = column.split_once(' ').unwrap_or((column, ""));
-            add_column_if_missing(&pool, "access_tokens", name, definition).await?;
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the SQLite database `url` names, creating the file and its
+/// directory when missing.
+///
+/// sqlx's `Any` driver reads SQLite's options from the URL alone: `mode=rwc`
+/// there creates the file, and sqlx's defaults for a URL give each
+/// connection a 5 s busy timeout and foreign keys; the journal mode and
+/// `synchronous`, which a URL cannot say, are set on each new connection.
+async fn open_sqlite(url: &str) -> anyhow::Result<AnyPool> {
+    let options = SqliteConnectOptions::from_str(url)?;
+    // An in-memory database lives as long as its one connection.
+    if url.contains(":memory:") {
+        return Ok(AnyPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect(url)
+            .await?);
+    }
+    if let Some(dir) = Path::new(options.get_filename()).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    // WAL with `synchronous = NORMAL`: a commit is a write to the log, not
+    // an fsync; a process that dies loses nothing, a machine that loses
+    // power may lose the last commits (sessions and grants of the last
+    // moment: people sign in again).
+    Ok(AnyPoolOptions::new()
+        .max_connections(4)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                connection
+                    .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&create_if_missing(url))
+        .await?)
+}
+
+/// `url` asking SQLite to create the file when missing (`mode=rwc`), unless
+/// it names a mode of its own.
+fn create_if_missing(url: &str) -> String {
+    match url.split_once('?') {
+        None => format!("{url}?mode=rwc"),
+        Some((_, query))
+            if url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "mode") =>
+        {
+            url.to_owned()
         }
-        sqlx::query(
-            "CREATE UNIQUE INDEX IF NOT EXISTS access_tokens_hash ON access_tokens (token_hash)",
-        )
-        .execute(&pool)
+        Some(_) => format!("{url}&mode=rwc"),
+    }
+}
+
+/// Brings a SQLite file of an earlier release up to today's tables, then
+/// adds the indexes on what it may have lacked. (A PostgreSQL database is
+/// never older than its schema file.)
+async fn upgrade_sqlite(pool: &AnyPool, url: &str) -> anyhow::Result<()> {
+    add_column_if_missing(pool, "users", "updated_at", "INTEGER").await?;
+    for column in ["token_hash TEXT", "scope TEXT", "issued_at INTEGER"] {
+        let (name, definition) = column.split_once(' ').unwrap_or((column, ""));
+        add_column_if_missing(pool, "access_tokens", name, definition).await?;
+    }
+    sqlx::query(
+        "CREATE UNIQUE INDEX IF NOT EXISTS access_tokens_hash ON access_tokens (token_hash)",
+    )
+    .execute(pool)
+    .await?;
+    refuse_case_twins(pool, url).await?;
+    sqlx::query(ONE_ACCOUNT_PER_ADDRESS).execute(pool).await?;
+    // Its `COLLATE NOCASE` forerunner, which no query uses any more.
+    sqlx::query("DROP INDEX IF EXISTS users_username_nocase")
+        .execute(pool)
         .await?;
-        refuse_case_twins(&pool, url).await?;
-        sqlx::query(ONE_ACCOUNT_PER_ADDRESS).execute(&pool).await?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url`: `sqlite:…` or
+    /// `postgres://…`.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        let context = |e: anyhow::Error| anyhow::anyhow!("--database-url {}: {e}", shown(url));
+        let engine = Engine::of(url).map_err(|e| context(anyhow::anyhow!(e)))?;
+        sqlx::any::install_default_drivers();
+        let pool = match engine {
+            Engine::Sqlite => open_sqlite(url).await,
+            // PostgreSQL serves many writers at once; SQLite one at a time.
+            Engine::Postgres => AnyPoolOptions::new()
+                .max_connections(8)
+                .connect(url)
+                .await
+                .map_err(Into::into),
+        }
+        .map_err(context)?;
+        match engine {
+            Engine::Sqlite => {
+                sqlx::raw_sql(SQLITE_SCHEMA).execute(&pool).await?;
+                upgrade_sqlite(&pool, url).await?;
+            }
+            Engine::Postgres => {
+                sqlx::raw_sql(POSTGRES_SCHEMA).execute(&pool).await?;
+            }
+        }
         Ok(Store { pool })
     }
 
-    /// Closes the pool (on shutdown), checkpointing the write-ahead log.
+    /// Closes the pool (on shutdown), checkpointing SQLite's write-ahead log.
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -300,33 +331,31 @@ impl Store {
     /// of the registered account name the old `sub`, and lapse).
     pub async fn upsert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // `$N` names one value wherever it stands: each is bound once.
         let updated = sqlx::query(
             "UPDATE users SET
-                 updated_at = CASE WHEN name IS ? AND given_name IS ? AND family_name IS ?
-                     AND email_verified = ? THEN updated_at ELSE ? END,
-                 sub = ?, username = ?, password_hash = ?, name = ?, given_name = ?,
-                 family_name = ?, email_verified = ?
-             WHERE username = ? COLLATE NOCASE",
+                 updated_at = CASE WHEN name IS NOT DISTINCT FROM $4
+                     AND given_name IS NOT DISTINCT FROM $5
+                     AND family_name IS NOT DISTINCT FROM $6
+                     AND email_verified = $7 THEN updated_at ELSE $8 END,
+                 sub = $1, username = $2, password_hash = $3, name = $4, given_name = $5,
+                 family_name = $6, email_verified = $7
+             WHERE lower(username) = lower($2)",
         )
-        .bind(&user.name)
-        .bind(&user.given_name)
-        .bind(&user.family_name)
-        .bind(user.email_verified)
-        .bind(user.updated_at)
         .bind(&user.sub)
         .bind(&user.username)
         .bind(&user.password_hash)
         .bind(&user.name)
         .bind(&user.given_name)
         .bind(&user.family_name)
-        .bind(user.email_verified)
-        .bind(&user.username)
+        .bind(i64::from(user.email_verified))
+        .bind(user.updated_at)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
             sqlx::query(
                 "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
-                     email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     email_verified, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&user.sub)
             .bind(&user.username)
@@ -334,7 +363,7 @@ impl Store {
             .bind(&user.name)
             .bind(&user.given_name)
             .bind(&user.family_name)
-            .bind(user.email_verified)
+            .bind(i64::from(user.email_verified))
             .bind(now)
             .bind(user.updated_at)
             .execute(&mut *tx)
@@ -353,7 +382,7 @@ impl Store {
     pub async fn insert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO users (sub, username, password_hash, name, given_name, family_name,
-                 email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 email_verified, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT DO NOTHING",
         )
         .bind(&user.sub)
@@ -362,7 +391,7 @@ impl Store {
         .bind(&user.name)
         .bind(&user.given_name)
         .bind(&user.family_name)
-        .bind(user.email_verified)
+        .bind(i64::from(user.email_verified))
         .bind(now)
         .bind(user.updated_at)
         .execute(&self.pool)
@@ -376,24 +405,19 @@ impl Store {
     /// Usernames are email addresses: compared ignoring case, as
     /// registration does.
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.user_where("username", username, "COLLATE NOCASE")
+        self.user_where("lower(username) = lower($1)", username)
             .await
     }
 
     pub async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError> {
-        self.user_where("sub", sub, "").await
+        self.user_where("sub = $1", sub).await
     }
 
-    async fn user_where(
-        &self,
-        column: &str,
-        value: &str,
-        collation: &str,
-    ) -> Result<Option<User>, StoreError> {
+    async fn user_where(&self, condition: &str, value: &str) -> Result<Option<User>, StoreError> {
         let sql = format!(
             "SELECT sub, username, password_hash, name, given_name, family_name, email_verified,
                  COALESCE(updated_at, created_at)
-             FROM users WHERE {column} = ? {collation}"
+             FROM users WHERE {condition}"
         );
         let row = sqlx::query(&sql)
             .bind(value)
@@ -419,7 +443,7 @@ impl Store {
         sub: &str,
         client_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let row = sqlx::query("SELECT scopes FROM consents WHERE sub = ? AND client_id = ?")
+        let row = sqlx::query("SELECT scopes FROM consents WHERE sub = $1 AND client_id = $2")
             .bind(sub)
             .bind(client_id)
             .fetch_optional(&self.pool)
@@ -445,7 +469,7 @@ impl Store {
             }
         }
         sqlx::query(
-            "INSERT INTO consents (sub, client_id, scopes, granted_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO consents (sub, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (sub, client_id) DO UPDATE SET scopes = excluded.scopes",
         )
         .bind(sub)
@@ -460,7 +484,7 @@ impl Store {
     /// Every consent of a user: (client_id, scopes, granted_at).
     pub async fn consents_of(&self, sub: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT client_id, scopes, granted_at FROM consents WHERE sub = ? ORDER BY client_id",
+            "SELECT client_id, scopes, granted_at FROM consents WHERE sub = $1 ORDER BY client_id",
         )
         .bind(sub)
         .fetch_all(&self.pool)
@@ -497,7 +521,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(kid)
         .bind(alg)
@@ -517,12 +541,12 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(kid)
         .bind(alg)
@@ -542,7 +566,7 @@ impl Store {
         session: &Session,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO sessions (cookie_hash, sid, sub, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (cookie_hash, sid, sub, auth_time, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(cookie_hash)
             .bind(&session.sid)
             .bind(&session.sub)
@@ -562,7 +586,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE sessions SET cookie_hash = ?, auth_time = ?, expires_at = ? WHERE sid = ?",
+            "UPDATE sessions SET cookie_hash = $1, auth_time = $2, expires_at = $3 WHERE sid = $4",
         )
         .bind(cookie_hash)
         .bind(session.auth_time)
@@ -579,7 +603,7 @@ impl Store {
         now: i64,
     ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
-            "SELECT sid, sub, auth_time FROM sessions WHERE cookie_hash = ? AND expires_at > ?",
+            "SELECT sid, sub, auth_time FROM sessions WHERE cookie_hash = $1 AND expires_at > $2",
         )
         .bind(cookie_hash)
         .bind(now)
@@ -596,14 +620,14 @@ impl Store {
     /// transaction: a session is gone with its list of clients, or not at all.
     pub async fn delete_session(&self, sid: &str) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let clients = sqlx::query("DELETE FROM session_clients WHERE sid = ? RETURNING client_id")
+        let clients = sqlx::query("DELETE FROM session_clients WHERE sid = $1 RETURNING client_id")
             .bind(sid)
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| r.get(0))
             .collect();
-        sqlx::query("DELETE FROM sessions WHERE sid = ?")
+        sqlx::query("DELETE FROM sessions WHERE sid = $1")
             .bind(sid)
             .execute(&mut *tx)
             .await?;
@@ -614,7 +638,7 @@ impl Store {
     /// Records that a session signed in to a client (for back-channel logout).
     pub async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO session_clients (sid, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO session_clients (sid, client_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(sid)
         .bind(client_id)
@@ -632,7 +656,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, sub, scope, sid, auth_time,
-                 created_at, expires_at, family_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 created_at, expires_at, family_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(t.token_hash)
         .bind(t.family_id)
@@ -655,7 +679,7 @@ impl Store {
     ) -> Result<Option<RefreshToken>, StoreError> {
         let row = sqlx::query(
             "SELECT family_id, client_id, sub, scope, sid, auth_time, expires_at, family_expires_at,
-                    rotated_at, revoked FROM refresh_tokens WHERE token_hash = ?",
+                    rotated_at, revoked FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -678,7 +702,7 @@ impl Store {
     /// two racing requests cannot both rotate it.
     pub async fn mark_rotated(&self, token_hash: &str, now: i64) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL AND revoked = 0",
+            "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL AND revoked = 0",
         )
         .bind(now)
         .bind(token_hash)
@@ -691,11 +715,11 @@ impl Store {
     /// from it, in one transaction.
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?")
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1")
             .bind(family_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE family_id = ?")
+        sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE family_id = $1")
             .bind(family_id)
             .execute(&mut *tx)
             .await?;
@@ -708,26 +732,41 @@ impl Store {
     /// by the digest alone.
     pub async fn insert_access_token(&self, token: &NewAccessToken<'_>) -> Result<(), StoreError> {
         // A row already there was revoked before it was recorded (a replayed
-        // code racing its first exchange): it stays revoked. The same token
-        // twice (a profile without `jti`, in the same second) is one token.
-        sqlx::query(
-            "INSERT INTO access_tokens (jti, family_id, client_id, sub, expires_at, token_hash,
-                 scope, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (jti) DO UPDATE SET token_hash = excluded.token_hash,
-                 client_id = excluded.client_id, sub = excluded.sub, scope = excluded.scope,
-                 issued_at = excluded.issued_at, expires_at = excluded.expires_at
+        // code racing its first exchange): it stays revoked, and gets the
+        // token's details. The same token twice (a profile without `jti`, in
+        // the same second) is one token: nothing more is recorded.
+        // Two statements: PostgreSQL takes one ON CONFLICT clause, not two.
+        let inserted = sqlx::query(
+            "INSERT INTO access_tokens (jti, token_hash, client_id, sub, scope, issued_at,
+                 expires_at, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT DO NOTHING",
         )
         .bind(token.jti)
-        .bind(token.family_id)
+        .bind(token.token_hash)
         .bind(token.client_id)
         .bind(token.sub)
-        .bind(token.expires_at)
-        .bind(token.token_hash)
         .bind(token.scope)
         .bind(token.issued_at)
+        .bind(token.expires_at)
+        .bind(token.family_id)
         .execute(&self.pool)
         .await?;
+        if inserted.rows_affected() == 0 {
+            sqlx::query(
+                "UPDATE access_tokens SET token_hash = $2, client_id = $3, sub = $4, scope = $5,
+                     issued_at = $6, expires_at = $7
+                 WHERE jti = $1",
+            )
+            .bind(token.jti)
+            .bind(token.token_hash)
+            .bind(token.client_id)
+            .bind(token.sub)
+            .bind(token.scope)
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 
@@ -739,7 +778,7 @@ impl Store {
     ) -> Result<Option<IssuedAccessToken>, StoreError> {
         let row = sqlx::query(
             "SELECT jti, client_id, sub, COALESCE(scope, ''), COALESCE(issued_at, 0), expires_at
-             FROM access_tokens WHERE token_hash = ? AND revoked = 0 AND expires_at > ?",
+             FROM access_tokens WHERE token_hash = $1 AND revoked = 0 AND expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
@@ -757,7 +796,7 @@ impl Store {
 
     pub async fn revoke_access_token(&self, jti: &str, now: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO access_tokens (jti, client_id, sub, expires_at, revoked) VALUES (?, '', '', ?, 1)
+            "INSERT INTO access_tokens (jti, client_id, sub, expires_at, revoked) VALUES ($1, '', '', $2, 1)
              ON CONFLICT (jti) DO UPDATE SET revoked = 1",
         )
         .bind(jti)
@@ -772,9 +811,9 @@ impl Store {
     pub async fn revoke_grant(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for sql in [
-            "DELETE FROM consents WHERE sub = ? AND client_id = ?",
-            "UPDATE refresh_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?",
-            "UPDATE access_tokens SET revoked = 1 WHERE sub = ? AND client_id = ?",
+            "DELETE FROM consents WHERE sub = $1 AND client_id = $2",
+            "UPDATE refresh_tokens SET revoked = 1 WHERE sub = $1 AND client_id = $2",
+            "UPDATE access_tokens SET revoked = 1 WHERE sub = $1 AND client_id = $2",
         ] {
             sqlx::query(sql)
                 .bind(sub)
@@ -789,9 +828,9 @@ impl Store {
     /// Drops rows nobody can use any more.
     pub async fn prune(&self, now: i64) -> Result<(), StoreError> {
         for sql in [
-            "DELETE FROM sessions WHERE expires_at <= ?",
-            "DELETE FROM access_tokens WHERE expires_at <= ?",
-            "DELETE FROM refresh_tokens WHERE family_expires_at <= ?",
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM access_tokens WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE family_expires_at <= $1",
         ] {
             sqlx::query(sql).bind(now).execute(&self.pool).await?;
         }
@@ -813,4 +852,107 @@ pub fn subject_for(username: &str) -> String {
 /// A fresh subject id for a registered user.
 pub fn new_subject() -> String {
     subject_for(&crate::secret::random_token())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SQLite file of this test's own, removed (with its WAL) at the end.
+    struct TempDb(std::path::PathBuf);
+
+    impl TempDb {
+        fn new() -> TempDb {
+            TempDb(std::env::temp_dir().join(format!(
+                "mock-idp-store-{}-{:x}.db",
+                std::process::id(),
+                rand::random::<u64>()
+            )))
+        }
+        fn url(&self) -> String {
+            format!("sqlite://{}", self.0.display())
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_binds_dollar_placeholders_by_number_not_by_position() {
+        // Every query of the store counts on it (PostgreSQL's own syntax).
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let row = sqlx::query("SELECT $2, $1, $2")
+            .bind("one")
+            .bind("two")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let values: Vec<String> = (0..3).map(|i| row.get(i)).collect();
+        assert_eq!(values, ["two", "one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_is_created_in_wal_mode_with_synchronous_normal() {
+        let db = TempDb::new();
+        let store = Store::open(&db.url()).await.unwrap();
+        assert!(db.0.exists(), "the file is created");
+        let mut connection = store.pool.acquire().await.unwrap();
+        for (pragma, expected) in [
+            ("journal_mode", "wal"),
+            // 1: NORMAL
+            ("synchronous", "1"),
+            ("busy_timeout", "5000"),
+            ("foreign_keys", "1"),
+        ] {
+            let row = sqlx::query(&format!("PRAGMA {pragma}"))
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap();
+            let value = row
+                .try_get::<String, _>(0)
+                .or_else(|_| row.try_get::<i64, _>(0).map(|v| v.to_string()))
+                .unwrap();
+            assert_eq!(value, expected, "PRAGMA {pragma}");
+        }
+    }
+
+    #[test]
+    fn a_sqlite_url_asks_for_its_file_to_be_created_unless_it_names_a_mode() {
+        assert_eq!(create_if_missing("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(
+            create_if_missing("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(
+            create_if_missing("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_url_is_shown_in_errors_without_its_password() {
+        let Err(error) = Store::open("mysql://idp:hunter2@127.0.0.1/idp").await else {
+            panic!("a store opened on MySQL");
+        };
+        let error = error.to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("mysql://idp:***@127.0.0.1/idp"), "{error}");
+    }
+
+    #[test]
+    fn the_engine_is_told_by_the_url() {
+        assert_eq!(Engine::of("sqlite::memory:"), Ok(Engine::Sqlite));
+        assert_eq!(Engine::of("sqlite://data/x.db"), Ok(Engine::Sqlite));
+        assert_eq!(Engine::of("postgres://u@h/db"), Ok(Engine::Postgres));
+        assert_eq!(Engine::of("postgresql://u@h/db"), Ok(Engine::Postgres));
+        assert!(Engine::of("mysql://u@h/db").is_err());
+        assert!(Engine::of("data/x.db").is_err());
+    }
 }

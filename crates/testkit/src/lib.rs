@@ -4,7 +4,9 @@
 //!
 //! By actor: [`idp`], [`api`], [`bff`], the three together in [`stack`],
 //! and a real browser in [`browser`]. Every server of a test shares one
-//! [`ManualClock`]: a test moves time forward instead of sleeping.
+//! [`ManualClock`]: a test moves time forward instead of sleeping. A test
+//! of what the IdP or the API stores runs on each [`database::Engine`]:
+//! SQLite, and PostgreSQL ([`postgres`]).
 //!
 //! Nothing here is a mock: every helper drives a real server through its
 //! public HTTP interface ([`server::Faults`] only slows or fails requests on
@@ -13,8 +15,10 @@
 pub mod api;
 pub mod bff;
 pub mod browser;
+pub mod database;
 pub mod idp;
 pub mod interop;
+pub mod postgres;
 pub mod redis;
 pub mod server;
 pub mod stack;

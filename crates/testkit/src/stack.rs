@@ -24,13 +24,24 @@ impl Stack {
 
     /// The stack with other IdP settings and extra BFF options (e.g.
     /// `--session-store redis://…`).
-    pub async fn start_with(mut settings: mock_idp::Settings, bff_args: &[&str]) -> Stack {
+    pub async fn start_with(settings: mock_idp::Settings, bff_args: &[&str]) -> Stack {
+        Stack::start_on(settings, bff_args, "sqlite::memory:", "sqlite::memory:").await
+    }
+
+    /// The same, with the IdP's and the API's state in the databases these
+    /// URLs name (e.g. PostgreSQL's, from [`crate::database`]).
+    pub async fn start_on(
+        mut settings: mock_idp::Settings,
+        bff_args: &[&str],
+        idp_database_url: &str,
+        api_database_url: &str,
+    ) -> Stack {
         let time = ManualClock::starting_now();
         let (listener, addr) = listen().await;
         let bff_url = format!("http://{addr}");
         register_bff(&mut settings, &bff_url);
-        let idp = Idp::start_full(settings, "sqlite::memory:", "RS256", time.clone()).await;
-        let api = Api::start(&idp).await;
+        let idp = Idp::start_full(settings, idp_database_url, "RS256", time.clone()).await;
+        let api = Api::start_with_args(&idp, &["--database-url", api_database_url]).await;
         let config = bff::config(&bff_url, &idp.issuer, &api.base_url, bff_args);
         let bff = Bff::start_on(listener, config, &time).await;
         Stack {

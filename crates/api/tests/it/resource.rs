@@ -1,11 +1,14 @@
 //! Step 10: the protected resource, driven over HTTP with access tokens from
 //! the real mock IdP's flow. Each user sees only their own notes; each route
 //! needs its scope; notes survive a restart; `/api/me` shows the checks.
+//! What touches the notes' database runs on SQLite and on PostgreSQL.
 
 use serde_json::{Value, json};
+use test_case::test_case;
 use testkit::{
     ALICE, ALL_SCOPES, AUDIENCE, BOB,
     api::Api,
+    database::Engine,
     header_of,
     idp::{Idp, login},
 };
@@ -110,10 +113,15 @@ async fn me_shows_subject_client_scopes_and_the_checks_passed_rfc9068_4() {
     }
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn notes_are_created_and_listed_newest_first() {
+async fn notes_are_created_and_listed_newest_first(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
     let idp = Idp::start().await;
-    let api = Api::start(&idp).await;
+    let api = Api::start_with_args(&idp, &["--database-url", db.url()]).await;
     let token = login(&idp, &ALICE, ALL_SCOPES).await.access_token;
 
     let response = post_note(&api, &token, json!({"text": "first"})).await;
@@ -140,10 +148,15 @@ async fn notes_are_created_and_listed_newest_first() {
     assert_eq!(delete_note(&api, &token, &note["id"]).await.status(), 404);
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn one_user_cannot_read_or_delete_anothers_note() {
+async fn one_user_cannot_read_or_delete_anothers_note(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
     let idp = Idp::start().await;
-    let api = Api::start(&idp).await;
+    let api = Api::start_with_args(&idp, &["--database-url", db.url()]).await;
     let alice = login(&idp, &ALICE, ALL_SCOPES).await.access_token;
     let bob = login(&idp, &BOB, ALL_SCOPES).await.access_token;
 
@@ -202,10 +215,15 @@ async fn reading_without_notes_read_is_insufficient_scope_rfc6750_3_1() {
     assert_eq!(api.me(&no_notes).await.status(), 200);
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn note_text_is_bounded_and_not_blank() {
+async fn note_text_is_bounded_and_not_blank(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
     let idp = Idp::start().await;
-    let api = Api::start(&idp).await;
+    let api = Api::start_with_args(&idp, &["--database-url", db.url()]).await;
     let token = login(&idp, &ALICE, ALL_SCOPES).await.access_token;
 
     for body in [
@@ -239,18 +257,17 @@ async fn note_text_is_bounded_and_not_blank() {
     assert_eq!(note_texts(&api, &token).await.len(), 1);
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn notes_survive_an_api_restart() {
+async fn notes_survive_an_api_restart(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
     let idp = Idp::start().await;
     let token = login(&idp, &ALICE, ALL_SCOPES).await.access_token;
-    let path = std::env::temp_dir().join(format!(
-        "api-restart-{}-{}.db",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let database_url = format!("sqlite://{}", path.display());
 
-    let mut api = Api::start_with_args(&idp, &["--database-url", &database_url]).await;
+    let mut api = Api::start_with_args(&idp, &["--database-url", db.url()]).await;
     assert_eq!(
         post_note(&api, &token, json!({"text": "kept"}))
             .await
@@ -259,12 +276,9 @@ async fn notes_survive_an_api_restart() {
     );
     api.shutdown().await;
 
-    let mut api = Api::start_with_args(&idp, &["--database-url", &database_url]).await;
+    let mut api = Api::start_with_args(&idp, &["--database-url", db.url()]).await;
     assert_eq!(note_texts(&api, &token).await, ["kept"]);
     api.shutdown().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }
 
 #[tokio::test]

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use test_case::test_case;
 use testkit::{
-    ALICE, ALL_SCOPES, BOB, NATIVE_REDIRECT_URI, REDIRECT_URI, TempFile, claims_of, form_action,
-    form_inputs, http_client,
+    ALICE, ALL_SCOPES, BOB, NATIVE_REDIRECT_URI, REDIRECT_URI, TempFile, claims_of,
+    database::Engine,
+    form_action, form_inputs, http_client,
     idp::{
         AuthRequest, Idp, Tokens, authorize, browse_to_callback, consent, exchange_code, register,
         sign_in, submit_sign_in,
@@ -466,13 +468,17 @@ async fn a_loopback_public_client_gets_no_silent_code_from_a_remembered_consent_
 
 // ---- one account per email address -------------------------------------------
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn an_account_registered_in_another_letter_case_is_the_same_account() {
-    let db = TempFile::new("mock-idp-case.db");
-    let url = db.sqlite_url();
+async fn an_account_registered_in_another_letter_case_is_the_same_account(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
+    let url = db.url();
     // Someone registers Carol's address in capitals before the operator
     // adds Carol to the configuration.
-    let mut first = Idp::start_on_store(mock_idp::Settings::demo(), &url).await;
+    let mut first = Idp::start_on_store(mock_idp::Settings::demo(), url).await;
     let browser = http_client();
     let signin = location(&authorize(&browser, &AuthRequest::demo("openid").url(&first)).await);
     let signup = signin.replace("/signin?", "/signup?");
@@ -492,7 +498,7 @@ async fn an_account_registered_in_another_letter_case_is_the_same_account() {
     carol.username = "carol@example.com".into();
     carol.name = "Carol".into();
     settings.users.push(carol);
-    let second = Idp::start_on_store(settings, &url).await;
+    let second = Idp::start_on_store(settings, url).await;
     // One account, the operator's: the squatter's password is gone.
     for (username, password, works) in [
         ("carol@example.com", ALICE.password, true),

@@ -4,8 +4,11 @@
 //! alone.
 
 use crate::common::{assert_error_page, assert_token_error};
+use test_case::test_case;
 use testkit::{
-    ALICE, ALL_SCOPES, claims_of, form_inputs, http_client,
+    ALICE, ALL_SCOPES, claims_of,
+    database::Engine,
+    form_inputs, http_client,
     idp::{
         AuthRequest, Idp, Tokens, authorize, browse_to_callback, exchange_code, is_active, refresh,
     },
@@ -72,9 +75,14 @@ async fn grants_page_lists_the_apps_the_person_let_in() {
     assert!(!fields["csrf"].is_empty());
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn revoking_a_grant_kills_its_tokens_and_asks_for_consent_again_rfc7009_2_1() {
-    let idp = Idp::start().await;
+async fn revoking_a_grant_kills_its_tokens_and_asks_for_consent_again_rfc7009_2_1(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
+    let idp = Idp::start_on_store(mock_idp::Settings::demo(), db.url()).await;
     let browser = http_client();
     let tokens = signed_in(&idp, &browser).await;
     let refresh_token = tokens.refresh_token.clone().unwrap();

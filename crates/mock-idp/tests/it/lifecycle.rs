@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use test_case::test_case;
 use testkit::{
     ALICE, ALL_SCOPES, CLIENT_ID, NATIVE_REDIRECT_URI, claims_of,
+    database::Engine,
     idp::{
         AuthRequest, Idp, Tokens, code_as, introspect, is_active, login, post_as_bff,
         post_as_native, published_kids, refresh, refreshed, revoke, userinfo_status,
@@ -63,9 +65,14 @@ async fn refresh_rotates_the_refresh_token_on_every_use_rfc9700_4_14_2() {
     assert_eq!(id["sub"], claims_of(&tokens.access_token)["sub"]);
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn reused_rotated_refresh_token_revokes_the_whole_family_rfc9700_4_14_2() {
-    let idp = Idp::start().await;
+async fn reused_rotated_refresh_token_revokes_the_whole_family_rfc9700_4_14_2(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
+    let idp = Idp::start_on_store(mock_idp::Settings::demo(), db.url()).await;
     let (tokens, rt0) = alice(&idp).await;
     let first = refreshed(&idp, &rt0).await;
     let second = refreshed(&idp, first.refresh_token.as_deref().unwrap()).await;
@@ -133,11 +140,18 @@ async fn reuse_after_the_grace_period_revokes_the_family_rfc9700_4_14_2() {
     assert_token_error(refresh(&idp, &rt1).await, 400, "invalid_grant").await;
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_token_reused_while_it_rotates_still_revokes_the_new_tokens_rfc9700_4_14_2() {
+async fn refresh_token_reused_while_it_rotates_still_revokes_the_new_tokens_rfc9700_4_14_2(
+    engine: Engine,
+) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
     // Attacker and client present the same refresh token at once: the reuse
     // must also kill the pair the other request is minting at that moment.
-    let idp = Idp::start().await;
+    let idp = Idp::start_on_store(mock_idp::Settings::demo(), db.url()).await;
     for _ in 0..10 {
         let (_, rt) = alice(&idp).await;
         let (a, b) = tokio::join!(refresh(&idp, &rt), refresh(&idp, &rt));
@@ -300,9 +314,14 @@ async fn per_client_access_token_lifetime_shows_in_expires_in_and_exp_rfc6749_5_
 
 // ---- revocation (RFC 7009) ------------------------------------------------------
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn revoking_a_refresh_token_revokes_its_family_and_access_tokens_rfc7009_2_1() {
-    let idp = Idp::start().await;
+async fn revoking_a_refresh_token_revokes_its_family_and_access_tokens_rfc7009_2_1(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
+    let idp = Idp::start_on_store(mock_idp::Settings::demo(), db.url()).await;
     let (tokens, rt0) = alice(&idp).await;
     let first = refreshed(&idp, &rt0).await;
     let rt1 = first.refresh_token.clone().unwrap();

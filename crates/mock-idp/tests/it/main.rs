@@ -16,4 +16,5 @@ mod openid_client;
 mod pages;
 mod persistence;
 mod profiles;
+mod store;
 mod token_refusals;

@@ -1,9 +1,12 @@
-//! What survives a restart of the IdP on the same SQLite file: the signing
-//! key (so issued tokens stay valid), registered users, consents and the
-//! record of issued access tokens.
+//! What survives a restart of the IdP on the same database, a SQLite file
+//! or a PostgreSQL database: the signing key (so issued tokens stay valid),
+//! registered users, consents and the record of issued access tokens.
 
+use test_case::test_case;
 use testkit::{
-    ALL_SCOPES, REDIRECT_URI, TempFile, http_client,
+    ALL_SCOPES, REDIRECT_URI,
+    database::Engine,
+    http_client,
     idp::{
         AuthRequest, Idp, Tokens, authorize, consent, exchange_code, jwks, published_kids, refresh,
         register, submit_sign_in, userinfo_status, verify_with_jwks,
@@ -11,11 +14,15 @@ use testkit::{
     location, query_of,
 };
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
-async fn restart_on_the_same_store_keeps_keys_users_consents_and_tokens() {
-    // The database and its WAL files go when the test ends, pass or fail.
-    let db = TempFile::new("mock-idp-restart.db");
-    let url = db.sqlite_url();
+async fn restart_on_the_same_store_keeps_keys_users_consents_and_tokens(engine: Engine) {
+    // The database goes when the test ends, pass or fail.
+    let Some(db) = engine.database().await else {
+        return;
+    };
+    let url = db.url();
     let email = format!(
         "erin-{}@example.com",
         testkit::random_string().to_lowercase()
@@ -23,7 +30,7 @@ async fn restart_on_the_same_store_keeps_keys_users_consents_and_tokens() {
     let password = "erin's long password";
 
     // First life: register Erin, consent, get tokens.
-    let mut first = Idp::start_on_store(mock_idp::Settings::demo(), &url).await;
+    let mut first = Idp::start_on_store(mock_idp::Settings::demo(), url).await;
     let kid = published_kids(&first).await;
     assert_eq!(kid.len(), 1);
     let browser = http_client();
@@ -41,8 +48,8 @@ async fn restart_on_the_same_store_keeps_keys_users_consents_and_tokens() {
     first.shutdown().await;
     drop(first);
 
-    // Second life, on the same file.
-    let second = Idp::start_on_store(mock_idp::Settings::demo(), &url).await;
+    // Second life, on the same database.
+    let second = Idp::start_on_store(mock_idp::Settings::demo(), url).await;
     assert_eq!(
         published_kids(&second).await,
         kid,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use test_case::test_case;
 use testkit::{
     ALICE, ALL_SCOPES, CLIENT_ID, CLIENT_SECRET, NATIVE_ID, NATIVE_REDIRECT_URI, REDIRECT_URI,
+    database::Engine,
     idp::{
         AuthRequest, Idp, Tokens, code_as, exchange_code, is_active, post_as_native, refresh,
         userinfo_status,
@@ -153,11 +154,18 @@ async fn replayed_code_is_refused_and_revokes_its_tokens_rfc6749_4_1_2() {
     assert_token_error(refreshed, 400, "invalid_grant").await;
 }
 
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_code_racing_its_first_exchange_still_revokes_its_tokens_rfc6749_4_1_2() {
+async fn replayed_code_racing_its_first_exchange_still_revokes_its_tokens_rfc6749_4_1_2(
+    engine: Engine,
+) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
     // The replay arrives while the first exchange is still minting: its
     // refresh token must not be born after the revocation and survive it.
-    let idp = Idp::start().await;
+    let idp = Idp::start_on_store(mock_idp::Settings::demo(), db.url()).await;
     for _ in 0..10 {
         let (code, verifier) = fresh_code(&idp, ALL_SCOPES).await;
         let (a, b) = tokio::join!(

@@ -1,4 +1,4 @@
--- The API's storage: one table of notes, each owned by one user.
+-- The API's storage on SQLite: one table of notes, each owned by one user.
 -- Idempotent: run at every start (see notes::connect).
 --
 -- A user is (issuer, subject): `sub` is unique only within its issuer
