@@ -125,4 +125,49 @@ mod tests {
         assert!(CodeVerifier::parse(&format!("{}+", "a".repeat(43))).is_err());
         assert!(CodeVerifier::parse(&"a~._-".repeat(10)).is_ok());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// RFC 7636 4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.
+        const VERIFIER: &str = "[A-Za-z0-9._~-]{43,128}";
+
+        /// RFC 7636 4.2, computed here on its own: BASE64URL(SHA256(v)).
+        fn s256(verifier: &str) -> String {
+            URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+        }
+
+        proptest! {
+            #[test]
+            fn every_valid_verifier_satisfies_its_own_s256_challenge_rfc7636_4_6(
+                verifier in VERIFIER,
+            ) {
+                let challenge = CodeChallenge::from_request(Some(&s256(&verifier)), Some("S256"))
+                    .expect("an S256 challenge is 43 base64url characters");
+                let parsed = CodeVerifier::parse(&verifier).expect("a valid verifier");
+                prop_assert!(challenge.is_satisfied_by(&parsed));
+            }
+
+            #[test]
+            fn no_other_verifier_satisfies_it_rfc7636_4_6(
+                verifier in VERIFIER,
+                other in VERIFIER,
+            ) {
+                prop_assume!(verifier != other);
+                let challenge =
+                    CodeChallenge::from_request(Some(&s256(&verifier)), Some("S256")).unwrap();
+                let other = CodeVerifier::parse(&other).unwrap();
+                prop_assert!(!challenge.is_satisfied_by(&other));
+            }
+
+            #[test]
+            fn a_verifier_of_another_shape_is_refused_rfc7636_4_1(value in ".{0,200}") {
+                let shaped = (43..=128).contains(&value.len())
+                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                prop_assert_eq!(CodeVerifier::parse(&value).is_ok(), shaped);
+            }
+        }
+    }
 }

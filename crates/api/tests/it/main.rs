@@ -5,5 +5,6 @@
 mod attacks;
 mod common;
 mod keys;
+mod properties;
 mod resource;
 mod token_profiles;

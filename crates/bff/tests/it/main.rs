@@ -12,6 +12,7 @@ mod flow_inspector;
 mod logout;
 mod metrics;
 mod node_oidc_provider;
+mod properties;
 mod providers;
 mod refresh;
 mod store;

@@ -16,5 +16,6 @@ mod openid_client;
 mod pages;
 mod persistence;
 mod profiles;
+mod properties;
 mod store;
 mod token_refusals;
