@@ -39,6 +39,11 @@ bench *ARGS:
     cargo build --release -p mock-idp -p api -p bff -p bench
     if command -v taskset >/dev/null; then taskset -c 1 target/release/bench "$@"; else target/release/bench "$@"; fi
 
+# Many thousands of logins, calls, refreshes and sign-outs against one stack: memory, descriptors, errors.
+soak *ARGS:
+    cargo build --release -p mock-idp -p api -p bff -p bench
+    target/release/bench soak "$@"
+
 # Fuzz every parser of outside input, SECONDS per target (needs cargo-fuzz; names pick targets).
 fuzz SECONDS="60" *TARGETS:
     bash scripts/fuzz.sh "$@"

@@ -17,6 +17,7 @@ mod oauth;
 mod procs;
 mod report;
 mod scenarios;
+mod soak;
 mod workers;
 
 use clap::Parser;
@@ -44,6 +45,15 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         seconds: u64,
     },
+    /// Many thousands of logins, proxied calls, refreshes and sign-outs
+    /// against one stack: each server's memory and descriptors, and errors.
+    Soak {
+        #[arg(long, default_value_t = 5000)]
+        logins: usize,
+        /// Browsers at once.
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +64,15 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match args.command {
         Some(Command::Limit { what, seconds }) => runtime.block_on(limits::run(&what, seconds)),
+        Some(Command::Soak { logins, workers }) => runtime.block_on(async {
+            let figures = soak::run(logins, workers).await?;
+            soak::print(&figures);
+            let path = procs::workspace().join("target/bench/soak.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&figures)?)?;
+            println!("  written to {}", path.display());
+            anyhow::ensure!(figures.errors == 0, "{} errors", figures.errors);
+            Ok(())
+        }),
         None => runtime.block_on(scenarios::all(args.seconds, &args.only)),
     }
 }

@@ -27,9 +27,23 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// `target/release/{name}`.
+/// Which build the servers come from, and whether they are pinned: the
+/// release build on [`SERVER_CORE`] for the figures; the test's debug
+/// build, unpinned, for the test-sized soak.
+static BUILD: std::sync::OnceLock<(&'static str, bool)> = std::sync::OnceLock::new();
+
+/// Serve from `target/{profile}` instead of `target/release`, pinned or not.
+pub fn use_build(profile: &'static str, pin: bool) {
+    let _ = BUILD.set((profile, pin));
+}
+
+/// `target/release/{name}` (or the build [`use_build`] chose).
 pub fn release_binary(name: &str) -> PathBuf {
-    workspace().join("target/release").join(name)
+    let (profile, _) = BUILD.get().copied().unwrap_or(("release", true));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target"));
+    target.join(profile).join(name)
 }
 
 pub fn workspace() -> PathBuf {
@@ -46,7 +60,8 @@ pub fn can_pin() -> bool {
 
 /// `program args…`, pinned to [`SERVER_CORE`] when possible.
 pub fn pinned(program: &Path, args: &[String]) -> Command {
-    if can_pin() {
+    let pin = BUILD.get().is_none_or(|(_, pin)| *pin);
+    if pin && can_pin() {
         let mut command = Command::new("taskset");
         command.args(["-c", SERVER_CORE]).arg(program).args(args);
         command
@@ -91,6 +106,13 @@ impl Server {
     /// Its resident memory now, in MiB.
     pub fn rss_mib(&self) -> f64 {
         status_kib(self.child.id(), "VmRSS:") / 1024.0
+    }
+
+    /// Its open file descriptors now (sockets, database files, pipes).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
     }
 
     /// The most resident memory it held, in MiB.

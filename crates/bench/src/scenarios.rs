@@ -231,7 +231,7 @@ fn cpu(run: &Run) -> f64 {
     run.cpu_ms_per_op.unwrap_or(f64::NAN)
 }
 
-fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn tempdir() -> anyhow::Result<std::path::PathBuf> {
     let dir = workspace().join("target/bench/run");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -244,7 +244,7 @@ async fn discover(issuer: &str) -> anyhow::Result<Client> {
 
 /// The mock IdP, release build, on a fresh database, signing with `alg`;
 /// no throttle for the one address the load comes from.
-async fn start_idp(
+pub(crate) async fn start_idp(
     tmp: &std::path::Path,
     alg: &str,
     access_seconds: u64,
@@ -284,7 +284,11 @@ async fn start_idp(
     .await
 }
 
-async fn start_api(tmp: &std::path::Path, issuer: &str, cache: bool) -> anyhow::Result<Server> {
+pub(crate) async fn start_api(
+    tmp: &std::path::Path,
+    issuer: &str,
+    cache: bool,
+) -> anyhow::Result<Server> {
     let port = free_port();
     let mut args = vec![
         "--port".to_owned(),
@@ -308,7 +312,7 @@ async fn start_api(tmp: &std::path::Path, issuer: &str, cache: bool) -> anyhow::
     .await
 }
 
-async fn start_bff(
+pub(crate) async fn start_bff(
     tmp: &std::path::Path,
     issuer: &str,
     api: &Server,
@@ -542,7 +546,7 @@ async fn storm(tmp: &std::path::Path, report: &mut Report) -> anyhow::Result<()>
 }
 
 /// The IdP's refresh grants so far, from its `/metrics`.
-async fn refresh_grants(idp: &Server) -> anyhow::Result<u64> {
+pub(crate) async fn refresh_grants(idp: &Server) -> anyhow::Result<u64> {
     let text = reqwest::get(idp.url("/metrics")).await?.text().await?;
     Ok(text
         .lines()
