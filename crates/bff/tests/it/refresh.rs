@@ -262,3 +262,91 @@ async fn two_instances_refresh_each_session_once_under_load_rfc9700_4_14_2() {
         );
     }
 }
+
+/// Scale-out: two BFF instances sharing Redis, each in front of its own API
+/// instance, the two APIs sharing one database (PostgreSQL where one
+/// answers, else a SQLite file). The same people use both at random: each
+/// sees their own notes whichever pair answers, never another's, and each
+/// session is refreshed once however many instances call at once.
+#[tokio::test]
+async fn two_apis_and_two_bffs_serve_the_same_people_rfc9700_4_14_2() {
+    let Some(url) = redis::available().await else {
+        return;
+    };
+    let database = match testkit::database::Engine::Postgres.database().await {
+        Some(db) => db,
+        None => testkit::database::Engine::Sqlite.database().await.unwrap(),
+    };
+    let prefix = redis::prefix();
+    let stack = Stack::start_on(
+        mock_idp::Settings::demo(),
+        &["--session-store", &url, "--redis-key-prefix", &prefix],
+        "sqlite::memory:",
+        database.url(),
+    )
+    .await;
+    let second_api =
+        testkit::api::Api::start_with_args(&stack.idp, &["--database-url", database.url()]).await;
+    let mut config = stack.bff.config.clone();
+    config.api_url = second_api.base_url.clone();
+    let (listener, _) = testkit::server::listen().await;
+    let second = testkit::bff::Bff::start_on(listener, config, &stack.time).await;
+    let instances = [&stack.bff, &second];
+
+    let people = [(&ALICE, http_client()), (&BOB, http_client())];
+    // Signed in through the public URL (the first's, as a load balancer's).
+    for (account, browser) in &people {
+        stack
+            .bff
+            .sign_in(browser, account, &mut Received::default())
+            .await;
+    }
+    // Each writes through one pair and reads through the other.
+    for (i, (account, browser)) in people.iter().enumerate() {
+        let created = instances[i % 2]
+            .json(browser, Method::POST, "/bff/api/notes")
+            .json(&serde_json::json!({"text": format!("note of {}", account.name)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+    for (i, (account, browser)) in people.iter().enumerate() {
+        let listed: Value = instances[(i + 1) % 2]
+            .api(browser, "notes")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let texts: Vec<&str> = listed["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["text"].as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            [format!("note of {}", account.name)],
+            "own notes only"
+        );
+    }
+
+    // Every access token due at once: calls through both pairs share one
+    // refresh per session.
+    let exchanges = grants(&stack);
+    stack
+        .idp
+        .faults
+        .delay("/v1/token", Duration::from_millis(500));
+    stack.time.advance(PAST_EXPIRY);
+    let calls = people
+        .iter()
+        .flat_map(|(_, browser)| (0..20).map(move |i| instances[i % 2].api(browser, "me")));
+    let answers = futures_util::future::join_all(calls).await;
+    assert!(answers.iter().all(|r| r.status() == 200));
+    assert_eq!(
+        grants(&stack),
+        exchanges + people.len(),
+        "one refresh per session"
+    );
+}
