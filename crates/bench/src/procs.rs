@@ -33,6 +33,7 @@ pub fn free_port() -> u16 {
 static BUILD: std::sync::OnceLock<(&'static str, bool)> = std::sync::OnceLock::new();
 
 /// Serve from `target/{profile}` instead of `target/release`, pinned or not.
+#[cfg(test)]
 pub fn use_build(profile: &'static str, pin: bool) {
     let _ = BUILD.set((profile, pin));
 }

@@ -55,6 +55,8 @@ pub struct ServerFigures {
     /// Open file descriptors once warmed up, and at the end.
     pub fds_warm: usize,
     pub fds_end: usize,
+    /// Resident memory after each further tenth of the logins (MiB).
+    pub rss_by_tenth_mib: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -118,11 +120,34 @@ pub async fn run(logins: usize, workers: usize) -> anyhow::Result<Figures> {
         .iter()
         .map(|(_, s)| (s.rss_mib(), s.open_fds()))
         .collect();
-    for task in tasks {
-        task.await?;
-    }
+    // Every server's memory at each further tenth of the logins, to tell a
+    // cache filling up to its bound from a leak.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut by_tenth: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let finish = async {
+        for task in tasks {
+            task.await?;
+        }
+        done.store(true, Ordering::Relaxed);
+        anyhow::Ok(())
+    };
+    let sample = async {
+        let mut tenth = 2;
+        while !done.load(Ordering::Relaxed) {
+            if counts.logins.load(Ordering::Relaxed) >= logins * tenth / 10 {
+                for (series, (_, server)) in by_tenth.iter_mut().zip(&servers) {
+                    series.push(server.rss_mib());
+                }
+                tenth += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (finished, ()) = futures_util::join!(finish, sample);
+    finished?;
     let seconds = started.elapsed().as_secs_f64();
     let refreshes = refresh_grants(&idp).await? - refreshes_before;
+    let mut by_tenth = by_tenth.into_iter();
     let servers = servers
         .iter()
         .zip(at_warm)
@@ -133,6 +158,7 @@ pub async fn run(logins: usize, workers: usize) -> anyhow::Result<Figures> {
             peak_rss_mib: server.peak_rss_mib(),
             fds_warm,
             fds_end: server.open_fds(),
+            rss_by_tenth_mib: by_tenth.next().unwrap_or_default(),
         })
         .collect();
     let _ = std::fs::remove_dir_all(&tmp);
@@ -213,6 +239,15 @@ pub fn print(figures: &Figures) {
             "  {:<9}  {:>5.1} MiB {:>5.1} MiB {:>5.1} MiB {:>8} {:>8}",
             s.name, s.rss_warm_mib, s.rss_end_mib, s.peak_rss_mib, s.fds_warm, s.fds_end
         );
+    }
+    println!("  resident memory (MiB) after each tenth of the logins, from the second:");
+    for s in &figures.servers {
+        let series: Vec<String> = s
+            .rss_by_tenth_mib
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect();
+        println!("  {:<9}  {}", s.name, series.join(" "));
     }
 }
 
