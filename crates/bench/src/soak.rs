@@ -194,7 +194,7 @@ async fn one_round(browser: reqwest::Client, base: String, round: usize, counts:
     for _ in 0..CALLS {
         call().await;
     }
-    if round % REFRESH_EVERY == 0 {
+    if round.is_multiple_of(REFRESH_EVERY) {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         call().await;
     }

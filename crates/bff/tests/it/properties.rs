@@ -10,9 +10,16 @@ use testkit::{ManualClock, TempFile, random_string};
 
 /// The stores under test, opened once on a runtime that outlives the cases:
 /// memory and SQLite always, Redis where one answers.
-fn stores() -> &'static (tokio::runtime::Runtime, Vec<(String, Store)>, TempFile) {
-    static STORES: OnceLock<(tokio::runtime::Runtime, Vec<(String, Store)>, TempFile)> =
-        OnceLock::new();
+struct Stores {
+    runtime: tokio::runtime::Runtime,
+    /// Each store, by its URL.
+    stores: Vec<(String, Store)>,
+    /// The SQLite store's file, removed at the end.
+    _file: TempFile,
+}
+
+fn stores() -> &'static Stores {
+    static STORES: OnceLock<Stores> = OnceLock::new();
     STORES.get_or_init(|| {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let db = TempFile::new("bff-properties.db");
@@ -34,7 +41,11 @@ fn stores() -> &'static (tokio::runtime::Runtime, Vec<(String, Store)>, TempFile
             }
             stores
         });
-        (runtime, stores, db)
+        Stores {
+            runtime,
+            stores,
+            _file: db,
+        }
     })
 }
 
@@ -84,7 +95,7 @@ proptest! {
     #[test]
     fn a_login_written_to_each_store_reads_back_unchanged(generated in login()) {
         let login = generated.0;
-        let (runtime, stores, _) = stores();
+        let Stores { runtime, stores, .. } = stores();
         for (url, store) in stores {
             let id = random_string();
             let expires_at = ManualClock::starting_now().clock().now() + 3600;
