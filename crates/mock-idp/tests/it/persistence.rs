@@ -97,3 +97,221 @@ async fn restart_on_the_same_store_keeps_keys_users_consents_and_tokens(engine: 
     );
     assert_eq!(userinfo_status(&second, &tokens.access_token).await, 200);
 }
+
+/// The `mock-idp` binary on a SQLite file and a port of its own, with a
+/// refresh-token reuse grace period as Okta's default (30 s); SIGKILLed on
+/// `kill` or drop.
+struct Killable {
+    issuer: String,
+    args: Vec<String>,
+    child: std::process::Child,
+}
+
+impl Killable {
+    async fn start(args: Vec<String>, issuer: String) -> Killable {
+        let child = Self::spawn(&args);
+        let process = Killable {
+            issuer,
+            args,
+            child,
+        };
+        process.until_up().await;
+        process
+    }
+
+    fn spawn(args: &[String]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mock-idp"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mock-idp")
+    }
+
+    async fn until_up(&self) {
+        let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
+        for _ in 0..200 {
+            if reqwest::get(&discovery)
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("mock-idp did not answer {discovery}");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn start_again(&mut self) {
+        self.child = Self::spawn(&self.args);
+        self.until_up().await;
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/token", self.issuer))
+            .basic_auth(testkit::CLIENT_ID, Some(testkit::CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .expect("the token endpoint answers")
+    }
+
+    async fn jwks(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/v1/keys", self.issuer))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Killable {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Signs in as alice through the binary's pages and exchanges the code.
+async fn tokens_from(issuer: &str) -> serde_json::Value {
+    let browser = testkit::http_client();
+    let request = testkit::idp::AuthRequest::demo("openid offline_access");
+    let origin = issuer.trim_end_matches("/oauth2/default");
+    let mut url = request.url_for(issuer);
+    let code = loop {
+        let response = if url.contains("/signin?") {
+            testkit::idp::sign_in(&browser, &url, &testkit::ALICE).await
+        } else if url.contains("/consent?") {
+            testkit::idp::consent(&browser, &url, "allow").await
+        } else {
+            browser.get(&url).send().await.unwrap()
+        };
+        let next = testkit::location(&response);
+        if next.starts_with(testkit::REDIRECT_URI) {
+            break testkit::query_of(&next).remove("code").expect("a code");
+        }
+        url = if next.starts_with('/') {
+            format!("{origin}{next}")
+        } else {
+            next
+        };
+    };
+    reqwest::Client::new()
+        .post(format!("{issuer}/v1/token"))
+        .basic_auth(testkit::CLIENT_ID, Some(testkit::CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", testkit::REDIRECT_URI),
+            ("code_verifier", &request.verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_killed_in_the_middle_of_refresh_grants_keeps_its_keys_and_refresh_tokens() {
+    let db = testkit::TempFile::new("mock-idp-killed.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let issuer = format!("http://localhost:{port}/oauth2/default");
+    let config = testkit::TempFile::new("mock-idp-killed.toml");
+    std::fs::write(
+        &config.0,
+        mock_idp::config::DEFAULT_SETTINGS.replace(
+            "refresh_token_reuse_grace_seconds = 0",
+            "refresh_token_reuse_grace_seconds = 30",
+        ),
+    )
+    .unwrap();
+    let args: Vec<String> = vec![
+        "--port".into(),
+        port.to_string(),
+        "--issuer".into(),
+        issuer.clone(),
+        "--database-url".into(),
+        db.sqlite_url(),
+        "--config".into(),
+        config.0.display().to_string(),
+    ];
+    let mut idp = Killable::start(args, issuer.clone()).await;
+    let keys = idp.jwks().await;
+    // A grant at rest when the process dies, and one being rotated.
+    let at_rest = tokens_from(&issuer).await;
+    let tokens = tokens_from(&issuer).await;
+    let mut refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // Refresh grants one after another, each rotating the token (a write),
+    // while the process is killed at a moment of its own.
+    let latest = std::sync::Arc::new(std::sync::Mutex::new(refresh_token.clone()));
+    let rotating = {
+        let latest = latest.clone();
+        let issuer = issuer.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let current = latest.lock().unwrap().clone();
+                let answer = client
+                    .post(format!("{issuer}/v1/token"))
+                    .basic_auth(testkit::CLIENT_ID, Some(testkit::CLIENT_SECRET))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", &current)])
+                    .send()
+                    .await;
+                let Ok(answer) = answer else { break };
+                let Ok(body) = answer.json::<serde_json::Value>().await else {
+                    break;
+                };
+                let Some(next) = body["refresh_token"].as_str() else {
+                    break;
+                };
+                *latest.lock().unwrap() = next.to_owned();
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    idp.kill();
+    let _ = rotating.await;
+    refresh_token.clone_from(&latest.lock().unwrap());
+    assert_ne!(
+        refresh_token,
+        tokens["refresh_token"].as_str().unwrap(),
+        "some grants were made before the kill"
+    );
+
+    idp.start_again().await;
+    assert_eq!(idp.jwks().await, keys, "the same signing keys");
+    let answer = idp
+        .refresh(at_rest["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(answer.status(), 200, "a refresh token at rest survives");
+    // The one being rotated: the last token the client received works,
+    // unless the kill came after the IdP stored its rotation and before the
+    // answer arrived. Then it is a reused token: the grace period's answer
+    // was in the dead process's memory, and the IdP keeps only digests, so
+    // it cannot hand the lost pair out again (RFC 9700 4.14.2).
+    let answer = idp.refresh(&refresh_token).await;
+    let status = answer.status().as_u16();
+    if status != 200 {
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+    }
+    assert!(tokens_from(&issuer).await["access_token"].is_string());
+}
