@@ -38,8 +38,9 @@ pub fn use_build(profile: &'static str, pin: bool) {
     let _ = BUILD.set((profile, pin));
 }
 
-/// `target/release/{name}` (or the build [`use_build`] chose).
-pub fn release_binary(name: &str) -> PathBuf {
+/// The server binary `name`: `target/release/{name}`, or in the build
+/// `use_build` chose (the test-sized soak).
+pub fn server_binary(name: &str) -> PathBuf {
     let (profile, _) = BUILD.get().copied().unwrap_or(("release", true));
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -8,7 +8,7 @@ use crate::{
     limits,
     load::{self, Run},
     oauth::Client,
-    procs::{Server, free_port, pinned, release_binary, workspace},
+    procs::{Server, free_port, pinned, server_binary, workspace},
     report::Report,
     workers::{Get, PasswordLogin, Refresh, SsoLogin},
 };
@@ -273,7 +273,7 @@ pub(crate) async fn start_idp(
         alg.to_owned(),
         "--metrics".to_owned(),
     ];
-    let mut command = pinned(&release_binary("mock-idp"), &args);
+    let mut command = pinned(&server_binary("mock-idp"), &args);
     command.env("RUST_LOG", "warn");
     Server::start(
         "mock-idp",
@@ -301,7 +301,7 @@ pub(crate) async fn start_api(
     if !cache {
         args.extend(["--token-cache-entries".to_owned(), "0".to_owned()]);
     }
-    let mut command = pinned(&release_binary("api"), &args);
+    let mut command = pinned(&server_binary("api"), &args);
     command.env("RUST_LOG", "warn");
     Server::start(
         "api",
@@ -339,7 +339,7 @@ pub(crate) async fn start_bff(
         format!("{}/bff-{port}.key", tmp.display()),
         "--metrics".to_owned(),
     ];
-    let mut command = pinned(&release_binary("bff"), &args);
+    let mut command = pinned(&server_binary("bff"), &args);
     command.env("RUST_LOG", "warn");
     Server::start("bff", command, public, "/healthz").await
 }

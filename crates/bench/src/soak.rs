@@ -259,7 +259,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_short_soak_makes_no_error_and_leaves_memory_and_descriptors_flat() {
         crate::procs::use_build("debug", false);
-        let bff = crate::procs::release_binary("bff");
+        let bff = crate::procs::server_binary("bff");
         if !bff.exists() {
             // `cargo test --workspace` builds it; `cargo test -p bench` may not.
             assert!(

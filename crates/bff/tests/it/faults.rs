@@ -45,6 +45,21 @@ async fn sign_in_works(stack: &Stack) -> reqwest::Client {
     browser
 }
 
+/// Signs out with the home page's form, as a person does: the BFF sends the
+/// browser on to the provider's end-session endpoint (a redirect, or a
+/// form that posts there), whatever the provider itself answered.
+async fn sign_out(stack: &Stack, browser: &reqwest::Client) {
+    let csrf = stack.bff.sign_out_token(browser).await;
+    let response = browser
+        .post(stack.bff.url("/bff/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(status.is_redirection() || status == 200, "{status}");
+}
+
 #[tokio::test]
 async fn the_provider_failing_at_the_code_exchange_shows_a_page_and_the_next_sign_in_works() {
     let mut stack = Stack::start().await;
@@ -100,20 +115,7 @@ async fn a_provider_slow_by_seconds_slows_sign_in_refresh_and_sign_out_but_each_
     assert_eq!(stack.bff.api(&browser, "me").await.status(), 200);
     assert_eq!(stack.idp.faults.count("/v1/token"), before + 1, "refreshed");
 
-    let csrf = stack.bff.sign_out_token(&browser).await;
-    let response = browser
-        .post(stack.bff.url("/bff/logout"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    // On to the provider's end-session endpoint (a redirect, or a form
-    // that posts there).
-    assert!(
-        response.status().is_redirection() || response.status() == 200,
-        "{}",
-        response.status()
-    );
+    sign_out(&stack, &browser).await;
     assert_eq!(stack.idp.faults.count("/v1/revoke"), 1, "token given back");
     assert_eq!(stack.bff.user(&browser).await.status(), 401);
 }
@@ -127,18 +129,7 @@ async fn the_provider_down_or_failing_at_sign_out_still_ends_the_session_here() 
             "5xx" => stack.idp.faults.fail("/v1/revoke", 503),
             _ => stack.idp.shutdown().await,
         }
-        let csrf = stack.bff.sign_out_token(&browser).await;
-        let response = browser
-            .post(stack.bff.url("/bff/logout"))
-            .form(&[("csrf", csrf.as_str())])
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_redirection() || response.status() == 200,
-            "{fault}: {}",
-            response.status()
-        );
+        sign_out(&stack, &browser).await;
         assert_eq!(
             stack.bff.user(&browser).await.status(),
             401,
