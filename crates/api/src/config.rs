@@ -134,14 +134,9 @@ fn parse_non_empty(value: &str) -> Result<String, String> {
 }
 
 fn parse_database_url(value: &str) -> Result<String, String> {
-    let known = ["sqlite:", "postgres://", "postgresql://"];
-    if !known.iter().any(|scheme| value.starts_with(scheme)) {
-        return Err(
-            "must start with sqlite: or postgres:// (e.g. sqlite://data/api.db, \
-             sqlite::memory: or postgres://user@localhost/api)"
-                .into(),
-        );
-    }
+    storage::Engine::of(value).map_err(|e| {
+        format!("{e} (e.g. sqlite://data/api.db, sqlite::memory: or postgres://user@localhost/api)")
+    })?;
     Ok(value.to_owned())
 }
 

@@ -53,7 +53,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     validator: Arc<Validator>,
     verified_tokens: Arc<TokenCache>,
-    db: sqlx::AnyPool,
+    db: storage::Database,
     clock: Clock,
     /// What `/metrics` shows.
     pub metrics: metrics::Metrics,

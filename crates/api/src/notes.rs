@@ -16,8 +16,6 @@
 //! with `$1`-style placeholders that both bind by number; only the schema
 //! differs (`schema/sqlite.sql`, `schema/postgres.sql`).
 
-use std::str::FromStr;
-
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -25,8 +23,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row, sqlite::SqliteConnectOptions};
+use sqlx::{Row, any::AnyRow};
+use storage::{Database, Engine};
 
 use crate::AppState;
 use crate::caller::Caller;
@@ -94,7 +92,7 @@ async fn list_notes(
     )
     .bind(&caller.0.issuer)
     .bind(&caller.0.sub)
-    .fetch_all(&state.db)
+    .fetch_all(state.db.pool())
     .await?;
     let notes = rows.iter().map(note_from_row).collect::<Result<_, _>>()?;
     Ok(Json(NoteList { notes }))
@@ -116,7 +114,7 @@ async fn create_note(
         sqlx::query_scalar("SELECT COUNT(*) FROM notes WHERE owner_iss = $1 AND owner_sub = $2")
             .bind(&caller.0.issuer)
             .bind(&caller.0.sub)
-            .fetch_one(&state.db)
+            .fetch_one(state.db.pool())
             .await?;
     if count >= MAX_NOTES_PER_USER {
         return Err(ApiError::InvalidRequest("at most 1000 notes per user"));
@@ -128,7 +126,7 @@ async fn create_note(
     .bind(&caller.0.issuer)
     .bind(&caller.0.sub)
     .bind(text.0)
-    .fetch_one(&state.db)
+    .fetch_one(state.db.pool())
     .await?;
     Ok((StatusCode::CREATED, Json(note_from_row(&row)?)))
 }
@@ -148,7 +146,7 @@ async fn delete_note(
             .bind(id)
             .bind(&caller.0.issuer)
             .bind(&caller.0.sub)
-            .execute(&state.db)
+            .execute(state.db.pool())
             .await?
             .rows_affected();
     if deleted == 0 {
@@ -166,71 +164,14 @@ fn note_from_row(row: &AnyRow) -> Result<Note, sqlx::Error> {
 }
 
 /// Open the database named by `--database-url` and create the schema.
-pub async fn connect(database_url: &str) -> anyhow::Result<AnyPool> {
-    sqlx::any::install_default_drivers();
-    let (pool, schema) = if database_url.starts_with("sqlite:") {
-        (
-            connect_sqlite(database_url).await?,
-            include_str!("../schema/sqlite.sql"),
-        )
-    } else {
-        (
-            AnyPoolOptions::new()
-                .max_connections(8)
-                .connect(database_url)
-                .await?,
-            include_str!("../schema/postgres.sql"),
-        )
+pub async fn connect(database_url: &str) -> anyhow::Result<Database> {
+    let db = Database::open(database_url).await?;
+    let schema = match db.engine() {
+        Engine::Sqlite => include_str!("../schema/sqlite.sql"),
+        Engine::Postgres => include_str!("../schema/postgres.sql"),
     };
-    sqlx::raw_sql(schema).execute(&pool).await?;
-    Ok(pool)
-}
-
-/// A file database gets its file and parent directory created when missing.
-/// An in-memory database lives only as long as its connections, and each
-/// connection would see a different one, so its pool is exactly one
-/// connection that never expires.
-///
-/// sqlx's `Any` driver reads SQLite's options from the URL alone: sqlx's
-/// defaults give each connection foreign keys and a 5 s busy timeout, and
-/// `mode=rwc` creates the file.
-async fn connect_sqlite(database_url: &str) -> anyhow::Result<AnyPool> {
-    let options = SqliteConnectOptions::from_str(database_url)?;
-    let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
-    if in_memory {
-        return Ok(AnyPoolOptions::new()
-            .min_connections(1)
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect(database_url)
-            .await?);
-    }
-    if let Some(dir) = options
-        .get_filename()
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)?;
-    }
-    Ok(AnyPoolOptions::new()
-        .max_connections(4)
-        .connect(&create_if_missing(database_url))
-        .await?)
-}
-
-/// `url` asking SQLite to create the file when missing (`mode=rwc`), unless
-/// it names a mode of its own.
-fn create_if_missing(url: &str) -> String {
-    match url.split_once('?') {
-        None => format!("{url}?mode=rwc"),
-        Some((_, query))
-            if url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "mode") =>
-        {
-            url.to_owned()
-        }
-        Some(_) => format!("{url}&mode=rwc"),
-    }
+    sqlx::raw_sql(schema).execute(db.pool()).await?;
+    Ok(db)
 }
 
 #[cfg(test)]

@@ -281,17 +281,6 @@ impl std::str::FromStr for Secret {
     }
 }
 
-/// A URL fit for an error message: any password in it replaced by `***`.
-pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -11,9 +11,8 @@
 //! Secrets that act as bearer credentials (session cookies, refresh tokens)
 //! are stored only as SHA-256 digests: a copy of the database signs no one in.
 
-use std::{path::Path, str::FromStr};
-
-use sqlx::{AnyPool, Executor, Row, any::AnyPoolOptions, sqlite::SqliteConnectOptions};
+use sqlx::{AnyPool, Row};
+use storage::Database;
 
 const SQLITE_SCHEMA: &str = include_str!("../schema/sqlite.sql");
 const POSTGRES_SCHEMA: &str = include_str!("../schema/postgres.sql");
@@ -25,35 +24,12 @@ const POSTGRES_SCHEMA: &str = include_str!("../schema/postgres.sql");
 const ONE_ACCOUNT_PER_ADDRESS: &str =
     "CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower ON users (lower(username))";
 
-/// The databases the IdP keeps its state in, told apart by the URL's scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// `sqlite://path/to/file.db` or `sqlite::memory:`: embedded, the default.
-    Sqlite,
-    /// `postgres://user:password@host/database` (or `postgresql://`).
-    Postgres,
-}
-
-impl Engine {
-    pub fn of(url: &str) -> Result<Engine, String> {
-        if url.starts_with("sqlite:") {
-            Ok(Engine::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Engine::Postgres)
-        } else {
-            Err(
-                "must start with sqlite: or postgres:// (e.g. sqlite://data/mock-idp.db, \
-                 sqlite::memory: or postgres://user@localhost/mock_idp)"
-                    .into(),
-            )
-        }
-    }
-}
+pub use storage::Engine;
 
 /// The IdP's database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    db: Database,
 }
 
 /// A user account.
@@ -193,76 +169,9 @@ async fn refuse_case_twins(pool: &AnyPool, url: &str) -> anyhow::Result<()> {
             "--database-url {}: the accounts {twins} differ only in letter case; \
              usernames are now unique whatever their case: delete all but one \
              (DELETE FROM users WHERE username = '…') and start again",
-            shown(url)
+            storage::redacted(url)
         ),
         None => Ok(()),
-    }
-}
-
-/// `url` as a message may show it: without its password.
-fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Opens the SQLite database `url` names, creating the file and its
-/// directory when missing.
-///
-/// sqlx's `Any` driver reads SQLite's options from the URL alone: `mode=rwc`
-/// there creates the file, and sqlx's defaults for a URL give each
-/// connection a 5 s busy timeout and foreign keys; the journal mode and
-/// `synchronous`, which a URL cannot say, are set on each new connection.
-async fn open_sqlite(url: &str) -> anyhow::Result<AnyPool> {
-    let options = SqliteConnectOptions::from_str(url)?;
-    // An in-memory database lives as long as its one connection.
-    if url.contains(":memory:") {
-        return Ok(AnyPoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect(url)
-            .await?);
-    }
-    if let Some(dir) = Path::new(options.get_filename()).parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    }
-    // WAL with `synchronous = NORMAL`: a commit is a write to the log, not
-    // an fsync; a process that dies loses nothing, a machine that loses
-    // power may lose the last commits (sessions and grants of the last
-    // moment: people sign in again).
-    Ok(AnyPoolOptions::new()
-        .max_connections(4)
-        .after_connect(|connection, _| {
-            Box::pin(async move {
-                connection
-                    .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
-                    .await?;
-                Ok(())
-            })
-        })
-        .connect(&create_if_missing(url))
-        .await?)
-}
-
-/// `url` asking SQLite to create the file when missing (`mode=rwc`), unless
-/// it names a mode of its own.
-fn create_if_missing(url: &str) -> String {
-    match url.split_once('?') {
-        None => format!("{url}?mode=rwc"),
-        Some((_, query))
-            if url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "mode") =>
-        {
-            url.to_owned()
-        }
-        Some(_) => format!("{url}&mode=rwc"),
     }
 }
 
@@ -293,34 +202,27 @@ impl Store {
     /// Opens (creating if needed) the database at `url`: `sqlite:…` or
     /// `postgres://…`.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
-        let context = |e: anyhow::Error| anyhow::anyhow!("--database-url {}: {e}", shown(url));
-        let engine = Engine::of(url).map_err(|e| context(anyhow::anyhow!(e)))?;
-        sqlx::any::install_default_drivers();
-        let pool = match engine {
-            Engine::Sqlite => open_sqlite(url).await,
-            // PostgreSQL serves many writers at once; SQLite one at a time.
-            Engine::Postgres => AnyPoolOptions::new()
-                .max_connections(8)
-                .connect(url)
-                .await
-                .map_err(Into::into),
-        }
-        .map_err(context)?;
-        match engine {
+        let db = Database::open(url).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{e} (e.g. sqlite://data/mock-idp.db, sqlite::memory: or \
+                 postgres://user@localhost/mock_idp)"
+            )
+        })?;
+        match db.engine() {
             Engine::Sqlite => {
-                sqlx::raw_sql(SQLITE_SCHEMA).execute(&pool).await?;
-                upgrade_sqlite(&pool, url).await?;
+                sqlx::raw_sql(SQLITE_SCHEMA).execute(db.pool()).await?;
+                upgrade_sqlite(db.pool(), url).await?;
             }
             Engine::Postgres => {
-                sqlx::raw_sql(POSTGRES_SCHEMA).execute(&pool).await?;
+                sqlx::raw_sql(POSTGRES_SCHEMA).execute(db.pool()).await?;
             }
         }
-        Ok(Store { pool })
+        Ok(Store { db })
     }
 
     /// Closes the pool (on shutdown), checkpointing SQLite's write-ahead log.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 
     // ---- users -------------------------------------------------------
@@ -330,7 +232,7 @@ impl Store {
     /// same account: the file's values win, its `sub` included (the grants
     /// of the registered account name the old `sub`, and lapse).
     pub async fn upsert_user(&self, user: &User, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         // `$N` names one value wherever it stands: each is bound once.
         let updated = sqlx::query(
             "UPDATE users SET
@@ -394,7 +296,7 @@ impl Store {
         .bind(i64::from(user.email_verified))
         .bind(now)
         .bind(user.updated_at)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::UsernameTaken);
@@ -421,7 +323,7 @@ impl Store {
         );
         let row = sqlx::query(&sql)
             .bind(value)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         Ok(row.map(|r| User {
             sub: r.get(0),
@@ -446,7 +348,7 @@ impl Store {
         let row = sqlx::query("SELECT scopes FROM consents WHERE sub = $1 AND client_id = $2")
             .bind(sub)
             .bind(client_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         Ok(row
             .map(|r| r.get::<String, _>(0))
@@ -476,7 +378,7 @@ impl Store {
         .bind(client_id)
         .bind(all.join(" "))
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
@@ -487,7 +389,7 @@ impl Store {
             "SELECT client_id, scopes, granted_at FROM consents WHERE sub = $1 ORDER BY client_id",
         )
         .bind(sub)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         Ok(rows
             .iter()
@@ -501,7 +403,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT alg, private_pem, retired_at FROM signing_keys ORDER BY created_at, rowid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         Ok(rows
             .iter()
@@ -527,7 +429,7 @@ impl Store {
         .bind(alg)
         .bind(pem)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
@@ -540,7 +442,7 @@ impl Store {
         pem: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
@@ -572,7 +474,7 @@ impl Store {
             .bind(&session.sub)
             .bind(session.auth_time)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -592,7 +494,7 @@ impl Store {
         .bind(session.auth_time)
         .bind(expires_at)
         .bind(&session.sid)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
@@ -607,7 +509,7 @@ impl Store {
         )
         .bind(cookie_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         Ok(row.map(|r| Session {
             sid: r.get(0),
@@ -619,7 +521,7 @@ impl Store {
     /// Ends a session; returns the clients it had signed in to. One
     /// transaction: a session is gone with its list of clients, or not at all.
     pub async fn delete_session(&self, sid: &str) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         let clients = sqlx::query("DELETE FROM session_clients WHERE sid = $1 RETURNING client_id")
             .bind(sid)
             .fetch_all(&mut *tx)
@@ -642,7 +544,7 @@ impl Store {
         )
         .bind(sid)
         .bind(client_id)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
@@ -668,7 +570,7 @@ impl Store {
         .bind(now)
         .bind(t.expires_at)
         .bind(t.family_expires_at)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
@@ -682,7 +584,7 @@ impl Store {
                     rotated_at, revoked FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         Ok(row.map(|r| RefreshToken {
             family_id: r.get(0),
@@ -706,7 +608,7 @@ impl Store {
         )
         .bind(now)
         .bind(token_hash)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -714,7 +616,7 @@ impl Store {
     /// Revokes a whole refresh token family and every access token issued
     /// from it, in one transaction.
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1")
             .bind(family_id)
             .execute(&mut *tx)
@@ -749,7 +651,7 @@ impl Store {
         .bind(token.issued_at)
         .bind(token.expires_at)
         .bind(token.family_id)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         if inserted.rows_affected() == 0 {
             sqlx::query(
@@ -764,7 +666,7 @@ impl Store {
             .bind(token.scope)
             .bind(token.issued_at)
             .bind(token.expires_at)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         }
         Ok(())
@@ -782,7 +684,7 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         Ok(row.map(|r| IssuedAccessToken {
             jti: r.get(0),
@@ -801,7 +703,7 @@ impl Store {
         )
         .bind(jti)
         .bind(now + 86_400)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -809,7 +711,7 @@ impl Store {
     /// Takes back a user's grant to a client: the consent, and every refresh
     /// and access token it holds, in one transaction.
     pub async fn revoke_grant(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool().begin().await?;
         for sql in [
             "DELETE FROM consents WHERE sub = $1 AND client_id = $2",
             "UPDATE refresh_tokens SET revoked = 1 WHERE sub = $1 AND client_id = $2",
@@ -832,7 +734,7 @@ impl Store {
             "DELETE FROM access_tokens WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE family_expires_at <= $1",
         ] {
-            sqlx::query(sql).bind(now).execute(&self.pool).await?;
+            sqlx::query(sql).bind(now).execute(self.db.pool()).await?;
         }
         Ok(())
     }
@@ -891,7 +793,7 @@ mod tests {
         let row = sqlx::query("SELECT $2, $1, $2")
             .bind("one")
             .bind("two")
-            .fetch_one(&store.pool)
+            .fetch_one(store.db.pool())
             .await
             .unwrap();
         let values: Vec<String> = (0..3).map(|i| row.get(i)).collect();
@@ -903,7 +805,7 @@ mod tests {
         let db = TempDb::new();
         let store = Store::open(&db.url()).await.unwrap();
         assert!(db.0.exists(), "the file is created");
-        let mut connection = store.pool.acquire().await.unwrap();
+        let mut connection = store.db.pool().acquire().await.unwrap();
         for (pragma, expected) in [
             ("journal_mode", "wal"),
             // 1: NORMAL
@@ -923,19 +825,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_sqlite_url_asks_for_its_file_to_be_created_unless_it_names_a_mode() {
-        assert_eq!(create_if_missing("sqlite://a.db"), "sqlite://a.db?mode=rwc");
-        assert_eq!(
-            create_if_missing("sqlite://a.db?cache=shared"),
-            "sqlite://a.db?cache=shared&mode=rwc"
-        );
-        assert_eq!(
-            create_if_missing("sqlite://a.db?mode=ro"),
-            "sqlite://a.db?mode=ro"
-        );
-    }
-
     #[tokio::test]
     async fn a_database_url_is_shown_in_errors_without_its_password() {
         let Err(error) = Store::open("mysql://idp:hunter2@127.0.0.1/idp").await else {
@@ -944,15 +833,5 @@ mod tests {
         let error = error.to_string();
         assert!(!error.contains("hunter2"), "{error}");
         assert!(error.contains("mysql://idp:***@127.0.0.1/idp"), "{error}");
-    }
-
-    #[test]
-    fn the_engine_is_told_by_the_url() {
-        assert_eq!(Engine::of("sqlite::memory:"), Ok(Engine::Sqlite));
-        assert_eq!(Engine::of("sqlite://data/x.db"), Ok(Engine::Sqlite));
-        assert_eq!(Engine::of("postgres://u@h/db"), Ok(Engine::Postgres));
-        assert_eq!(Engine::of("postgresql://u@h/db"), Ok(Engine::Postgres));
-        assert!(Engine::of("mysql://u@h/db").is_err());
-        assert!(Engine::of("data/x.db").is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::{path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    Row, SqlitePool,
+    Connection, Row, SqliteConnection, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 
@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS bff_leases (
 
 pub struct Sqlite {
     pool: SqlitePool,
+    /// For `sqlite::memory:`, the connection that keeps the database:
+    /// SQLite drops an in-memory database with its last connection, and
+    /// the pool closes its connection when it sees fit (one dropped in the
+    /// middle of a query, say). This one runs no query.
+    _keeper: Option<std::sync::Mutex<SqliteConnection>>,
 }
 
 fn failed(e: sqlx::Error) -> BackendError {
@@ -64,7 +69,14 @@ impl Sqlite {
             }
             options.journal_mode(SqliteJournalMode::Wal)
         };
-        // An in-memory database lives as long as its one connection.
+        // The options name one in-memory database (sqlx gives `:memory:` a
+        // name of its own, shared by every connection made from them).
+        let keeper = match in_memory {
+            true => Some(std::sync::Mutex::new(
+                SqliteConnection::connect_with(&options).await?,
+            )),
+            false => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
             .idle_timeout(None)
@@ -72,7 +84,10 @@ impl Sqlite {
             .connect_with(options)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(Sqlite { pool })
+        Ok(Sqlite {
+            pool,
+            _keeper: keeper,
+        })
     }
 }
 
@@ -259,5 +274,24 @@ impl Backend for Sqlite {
             .await
             .map_err(failed)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_store_outlives_the_connection_that_wrote_it() {
+        let store = Sqlite::open("sqlite::memory:").await.unwrap();
+        assert!(store.create_session("k", b"v", i64::MAX).await.unwrap());
+        // The pool's only connection closed, as a cancelled query's is.
+        store.pool.acquire().await.unwrap().close().await.unwrap();
+        let kept = store.load_session("k", 0).await.unwrap();
+        assert_eq!(
+            kept.as_deref(),
+            Some(&b"v"[..]),
+            "the session is still there"
+        );
     }
 }

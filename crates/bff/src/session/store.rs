@@ -37,7 +37,9 @@ use super::{
     seal::{SealError, Sealer},
     sqlite::Sqlite,
 };
-use crate::config::{Config, redacted};
+use storage::redacted;
+
+use crate::config::Config;
 
 /// How often expired records are swept out (memory and SQLite).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
