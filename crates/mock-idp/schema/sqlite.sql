@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
+-- A family's lock and revocation mark: a rotation checks it after storing
+-- its new tokens, a revocation writes it first (see Store::revoke_family).
+CREATE TABLE IF NOT EXISTS refresh_families (
+    family_id TEXT PRIMARY KEY,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS access_tokens (
     jti TEXT PRIMARY KEY,
     family_id TEXT,

@@ -156,17 +156,10 @@ pub async fn grant(
         },
     )
     .await?;
-    // RFC 9700 4.14.2: a reuse that raced this rotation revoked the family
-    // before the new refresh token was stored; revoke it too, now that it is.
-    // (The reuse revokes this very token first, so one of the two requests
-    // always sees the other.)
-    if detects_reuse
-        && state
-            .store
-            .refresh_token(&hash)
-            .await?
-            .is_some_and(|t| t.revoked)
-    {
+    // RFC 9700 4.14.2: a reuse that raced this rotation may have revoked the
+    // family before the new tokens were stored; revoke them too, now that
+    // they are. (The family's mark orders the two: see `revoke_family`.)
+    if detects_reuse && state.store.family_revoked(&stored.family_id).await? {
         tracing::warn!("refresh token reused during its rotation; revoking its family");
         state.store.revoke_family(&stored.family_id).await?;
         return Err(TokenError::InvalidGrant(

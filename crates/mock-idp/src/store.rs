@@ -615,8 +615,24 @@ impl Store {
 
     /// Revokes a whole refresh token family and every access token issued
     /// from it, in one transaction.
+    ///
+    /// Its first write marks the family, which locks the mark until the
+    /// commit: a rotation of the family that stored its new tokens and then
+    /// reads the mark ([`Store::family_revoked`]) either waits for this
+    /// revocation and sees it, or read it before, and then its new tokens
+    /// were stored before the statements below, which revoke them too. (On
+    /// PostgreSQL, without the lock, a statement here could miss tokens
+    /// stored while it ran, and the rotation miss a revocation not yet
+    /// committed.)
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
         let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO refresh_families (family_id, revoked) VALUES ($1, 1)
+             ON CONFLICT (family_id) DO UPDATE SET revoked = 1",
+        )
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1")
             .bind(family_id)
             .execute(&mut *tx)
@@ -627,6 +643,21 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether the family was revoked, read under its lock (a write that
+    /// changes nothing): a revocation under way is waited for. See
+    /// [`Store::revoke_family`].
+    pub async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
+        let revoked: i64 = sqlx::query_scalar(
+            "INSERT INTO refresh_families (family_id, revoked) VALUES ($1, 0)
+             ON CONFLICT (family_id) DO UPDATE SET revoked = refresh_families.revoked
+             RETURNING revoked",
+        )
+        .bind(family_id)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(revoked != 0)
     }
 
     /// Records an access token by its digest: however the profile shapes it
@@ -736,6 +767,13 @@ impl Store {
         ] {
             sqlx::query(sql).bind(now).execute(self.db.pool()).await?;
         }
+        // A family's mark goes with its last refresh token.
+        sqlx::query(
+            "DELETE FROM refresh_families WHERE NOT EXISTS
+                 (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.family_id)",
+        )
+        .execute(self.db.pool())
+        .await?;
         Ok(())
     }
 }

@@ -112,12 +112,25 @@ async fn a_refresh_token_rotates_once_and_its_family_is_revoked_whole_rfc9700_4_
     assert_eq!(rt0.rotated_at, Some(NOW + 1));
     assert!(!rt0.revoked);
     assert!(store.access_token("at0-hash", NOW).await.unwrap().is_some());
+    assert!(!store.family_revoked("family").await.unwrap());
 
     store.revoke_family("family").await.unwrap();
     assert!(store.refresh_token("rt0").await.unwrap().unwrap().revoked);
     assert!(
         store.access_token("at0-hash", NOW).await.unwrap().is_none(),
         "an access token of the family survived"
+    );
+    // A rotation that raced the revocation reads the family's mark.
+    assert!(store.family_revoked("family").await.unwrap());
+    assert!(!store.family_revoked("another").await.unwrap());
+    // The mark stays while the family has a refresh token, then goes.
+    store.prune(NOW + 3600).await.unwrap();
+    assert!(store.family_revoked("family").await.unwrap());
+    store.prune(NOW + 86_400).await.unwrap();
+    assert!(store.refresh_token("rt0").await.unwrap().is_none());
+    assert!(
+        !store.family_revoked("family").await.unwrap(),
+        "the mark outlived its family"
     );
 }
 
