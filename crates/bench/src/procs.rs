@@ -117,6 +117,14 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// Its resident memory now split as the kernel counts it (MiB): the
+    /// heap and stacks (anonymous), mapped files (the binary, libraries),
+    /// and shared memory (SQLite's write-ahead-log index).
+    pub fn rss_split_mib(&self) -> [f64; 3] {
+        ["RssAnon:", "RssFile:", "RssShmem:"]
+            .map(|field| status_kib(self.child.id(), field) / 1024.0)
+    }
+
     /// The most resident memory it held, in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
         status_kib(self.child.id(), "VmHWM:") / 1024.0

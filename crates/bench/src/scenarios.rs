@@ -15,6 +15,8 @@ use crate::{
 
 /// The concurrencies every login and grant is measured at.
 const CONCURRENCY: [usize; 3] = [1, 4, 16];
+/// How many sessions the BFF's store holds while its proxy is measured.
+const SESSIONS_HELD: [usize; 3] = [1, 10_000, 100_000];
 /// The demo client of the mock IdP (and of node-oidc-provider here).
 const CLIENT: (&str, &str) = ("bff-demo", "bff-demo-secret");
 
@@ -174,16 +176,9 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
     {
         stores.push(("Redis", redis));
     }
-    let direct = get_run(
-        &api.url("/api/me"),
-        Some(&access_token),
-        &[],
-        duration,
-        &api,
-    )
-    .await;
     for (name, store) in stores {
-        let bff = start_bff(&tmp, &issuer, &api, &store, &idp).await?;
+        let prefix = redis_prefix();
+        let bff = start_bff(&tmp, &issuer, &api, &store, &idp, &prefix).await?;
         let browser = testkit::http_client();
         testkit::bff::sign_in_at_bff(
             &browser,
@@ -192,28 +187,89 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
             &mut testkit::bff::Received::default(),
         )
         .await;
-        let workers = (0..16)
-            .map(|_| Get {
-                http: browser.clone(),
-                url: bff.url("/bff/api/me"),
-                bearer: None,
-                headers: vec![("x-csrf", "1")],
-            })
-            .collect();
-        let proxied = load::run(workers, duration, Some(&bff)).await;
-        report.keep(&format!("bff_proxy_{name}"), &proxied);
+        // The same calls with 1, 10,000 and 100,000 sessions in the store,
+        // each level beside a direct call of the API measured just before
+        // it: the machine's speed drifts between levels, the ratio less.
+        let mut held = 1;
+        let mut at = Vec::new();
+        for sessions in SESSIONS_HELD {
+            fill_sessions(&bff, sessions - held).await?;
+            held = sessions;
+            let url = api.url("/api/me");
+            let direct = get_run(&url, Some(&access_token), &[], duration, &api).await;
+            let workers = (0..16)
+                .map(|_| Get {
+                    http: browser.clone(),
+                    url: bff.url("/bff/api/me"),
+                    bearer: None,
+                    headers: vec![("x-csrf", "1")],
+                })
+                .collect();
+            println!("  [{name} store holding {sessions} sessions: measuring]");
+            let proxied = load::run(workers, duration, Some(&bff)).await;
+            report.keep(&format!("bff_proxy_{name}_{sessions}_sessions"), &proxied);
+            report.keep(&format!("api_direct_{name}_{sessions}_sessions"), &direct);
+            at.push(Level {
+                relative: proxied.rate / direct.rate,
+                proxied,
+                direct,
+                footprint: footprint(&bff, &store).await,
+                rss_mib: bff.rss_mib(),
+            });
+        }
+        let [one, ten_k, most] = &at[..] else {
+            unreachable!("three levels")
+        };
         report.row(
             &format!("BFF GET /bff/api/me/s, {name} sessions"),
             format!(
                 "{:.0}/s, p50 +{:.2} ms, p99 +{:.2} ms",
-                proxied.rate,
-                proxied.p50_ms - direct.p50_ms,
-                proxied.p99_ms - direct.p99_ms
+                one.proxied.rate,
+                one.proxied.p50_ms - one.direct.p50_ms,
+                one.proxied.p99_ms - one.direct.p99_ms
             ),
-            format!("the API directly {:.0}/s", direct.rate),
-            Some(proxied.rate / direct.rate),
+            format!("the API directly {:.0}/s", one.direct.rate),
+            Some(one.relative),
             Some(0.5),
         );
+        report.row(
+            &format!("… {name} store holding 100,000 sessions"),
+            format!(
+                "{:.2} of direct, p99 +{:.2} ms, BFF CPU {:.3} ms/call (10,000: {:.2}, {:.3} ms); \
+                 BFF resident {:.0} → {:.0} MiB",
+                most.relative,
+                most.proxied.p99_ms - most.direct.p99_ms,
+                cpu(&most.proxied),
+                ten_k.relative,
+                cpu(&ten_k.proxied),
+                one.rss_mib,
+                most.rss_mib
+            ),
+            format!(
+                "1 session: {:.2} of direct, {:.3} ms/call",
+                one.relative,
+                cpu(&one.proxied)
+            ),
+            Some(most.relative / one.relative),
+            Some(0.95),
+        );
+        let added = (SESSIONS_HELD[2] - SESSIONS_HELD[1]) as f64;
+        report.row(
+            &format!("… {name} store: bytes per session"),
+            format!(
+                "{:.0} bytes",
+                most.footprint.saturating_sub(ten_k.footprint) as f64 / added
+            ),
+            format!(
+                "growth of the {} from 10,000 to 100,000 sessions, each a login under way",
+                footprint_kind(&store)
+            ),
+            None,
+            None,
+        );
+        if store.starts_with("redis") {
+            testkit::redis::forget(&store, &prefix).await?;
+        }
     }
 
     // ---- a refresh storm -------------------------------------------------
@@ -318,6 +374,7 @@ pub(crate) async fn start_bff(
     api: &Server,
     store: &str,
     idp: &Server,
+    redis_prefix: &str,
 ) -> anyhow::Result<Server> {
     let public = bff_url().to_owned();
     let port = public.rsplit(':').next().unwrap_or_default().to_owned();
@@ -334,7 +391,7 @@ pub(crate) async fn start_bff(
         "--session-store".to_owned(),
         store.to_owned(),
         "--redis-key-prefix".to_owned(),
-        format!("bench:{}:", testkit::random_string()),
+        redis_prefix.to_owned(),
         "--session-key-file".to_owned(),
         format!("{}/bff-{port}.key", tmp.display()),
         "--metrics".to_owned(),
@@ -472,7 +529,7 @@ async fn storm(tmp: &std::path::Path, report: &mut Report) -> anyhow::Result<()>
     let issuer = idp.url("/oauth2/default");
     let api = start_api(tmp, &issuer, true).await?;
     let store = format!("sqlite://{}/storm-{}.db", tmp.display(), free_port());
-    let bff = start_bff(tmp, &issuer, &api, &store, &idp).await?;
+    let bff = start_bff(tmp, &issuer, &api, &store, &idp, &redis_prefix()).await?;
     // One person at the IdP, a thousand sessions at the BFF.
     let idp_browser = testkit::http_client();
     let mut sessions = Vec::with_capacity(SESSIONS);
@@ -532,7 +589,7 @@ async fn storm(tmp: &std::path::Path, report: &mut Report) -> anyhow::Result<()>
     );
     let bytes = std::fs::metadata(store.trim_start_matches("sqlite://"))?.len();
     report.row(
-        "SQLite session store: bytes per session",
+        "SQLite session store: bytes per signed-in session (tokens, flow trace)",
         format!("{:.0} bytes", bytes as f64 / SESSIONS as f64),
         format!(
             "{SESSIONS} sessions, BFF resident {:.1} MiB (peak {:.1})",
@@ -543,6 +600,75 @@ async fn storm(tmp: &std::path::Path, report: &mut Report) -> anyhow::Result<()>
         None,
     );
     Ok(())
+}
+
+/// The proxy measured with one number of sessions in the store.
+struct Level {
+    proxied: Run,
+    direct: Run,
+    /// The proxied rate over the direct one.
+    relative: f64,
+    /// What the store took, in bytes (see [`footprint`]).
+    footprint: u64,
+    rss_mib: f64,
+}
+
+/// A Redis key prefix of this BFF's own.
+pub(crate) fn redis_prefix() -> String {
+    format!("bench:{}:", testkit::random_string())
+}
+
+/// Adds `count` sessions to the BFF's store the way a crowd of visitors
+/// does: each `GET /bff/login` without a cookie starts a session holding a
+/// login under way (state, PKCE verifier, nonce, the flow inspector's first
+/// steps).
+async fn fill_sessions(bff: &Server, count: usize) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let url = bff.url("/bff/login");
+    let (http, url) = (&http, &url);
+    let visits = (0..count).map(|_| async move {
+        http.get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_redirection())
+    });
+    let made: Vec<bool> = futures_util::stream::iter(visits)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let failed = made.iter().filter(|made| !**made).count();
+    anyhow::ensure!(failed == 0, "{failed} of {count} visits made no session");
+    Ok(())
+}
+
+/// What the store takes now, in bytes: Redis's memory, the SQLite file and
+/// its write-ahead log, or for the in-process store the BFF's resident
+/// memory.
+async fn footprint(bff: &Server, store: &str) -> u64 {
+    if store.starts_with("redis") {
+        testkit::redis::used_memory(store).await.unwrap_or(0)
+    } else if let Some(path) = store.strip_prefix("sqlite://") {
+        [path.to_owned(), format!("{path}-wal")]
+            .iter()
+            .filter_map(|file| std::fs::metadata(file).ok())
+            .map(|meta| meta.len())
+            .sum()
+    } else {
+        (bff.rss_mib() * 1024.0 * 1024.0) as u64
+    }
+}
+
+fn footprint_kind(store: &str) -> &'static str {
+    if store.starts_with("redis") {
+        "Redis used_memory"
+    } else if store.starts_with("sqlite") {
+        "SQLite file and WAL"
+    } else {
+        "BFF resident memory"
+    }
 }
 
 /// The IdP's refresh grants so far, from its `/metrics`.

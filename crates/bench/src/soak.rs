@@ -22,7 +22,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::scenarios::{refresh_grants, start_api, start_bff, start_idp};
+use crate::scenarios::{redis_prefix, refresh_grants, start_api, start_bff, start_idp};
 
 /// Proxied calls per round, right after the sign-in.
 const CALLS: usize = 3;
@@ -51,6 +51,8 @@ pub struct ServerFigures {
     /// Resident memory once warmed up, and at the end (MiB).
     pub rss_warm_mib: f64,
     pub rss_end_mib: f64,
+    /// At the end: anonymous, file-backed and shared (MiB).
+    pub rss_end_split_mib: [f64; 3],
     pub peak_rss_mib: f64,
     /// Open file descriptors once warmed up, and at the end.
     pub fds_warm: usize,
@@ -77,7 +79,7 @@ pub async fn run(logins: usize, workers: usize) -> anyhow::Result<Figures> {
     let issuer = idp.url("/oauth2/default");
     let api = start_api(&tmp, &issuer, true).await?;
     let store = format!("sqlite://{}/soak-sessions.db", tmp.display());
-    let bff = start_bff(&tmp, &issuer, &api, &store, &idp).await?;
+    let bff = start_bff(&tmp, &issuer, &api, &store, &idp, &redis_prefix()).await?;
     let servers = [("mock-idp", &idp), ("api", &api), ("bff", &bff)];
 
     let counts = Arc::new(Counts::default());
@@ -155,6 +157,7 @@ pub async fn run(logins: usize, workers: usize) -> anyhow::Result<Figures> {
             name,
             rss_warm_mib,
             rss_end_mib: server.rss_mib(),
+            rss_end_split_mib: server.rss_split_mib(),
             peak_rss_mib: server.peak_rss_mib(),
             fds_warm,
             fds_end: server.open_fds(),
@@ -239,6 +242,11 @@ pub fn print(figures: &Figures) {
             "  {:<9}  {:>5.1} MiB {:>5.1} MiB {:>5.1} MiB {:>8} {:>8}",
             s.name, s.rss_warm_mib, s.rss_end_mib, s.peak_rss_mib, s.fds_warm, s.fds_end
         );
+    }
+    println!("  resident memory at the end (MiB): anonymous / files / shared");
+    for s in &figures.servers {
+        let [anon, file, shared] = s.rss_end_split_mib;
+        println!("  {:<9}  {anon:.1} / {file:.1} / {shared:.1}", s.name);
     }
     println!("  resident memory (MiB) after each tenth of the logins, from the second:");
     for s in &figures.servers {

@@ -134,6 +134,42 @@ pub async fn dump(url: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
     entries
 }
 
+/// The memory Redis holds now, in bytes (`INFO memory`'s `used_memory`).
+pub async fn used_memory(url: &str) -> Result<u64, fred::prelude::Error> {
+    let client = fred::prelude::Client::new(Config::from_url(url)?, None, None, None);
+    client.init().await?;
+    let info: String = client.info(Some(fred::types::InfoKind::Memory)).await?;
+    let _ = client.quit().await;
+    Ok(info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|bytes| bytes.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Deletes every key under `prefix`; returns how many there were.
+pub async fn forget(url: &str, prefix: &str) -> Result<usize, fred::prelude::Error> {
+    let client = fred::prelude::Client::new(Config::from_url(url)?, None, None, None);
+    client.init().await?;
+    let mut cursor = "0".to_owned();
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (String, Vec<String>) = client
+            .scan_page(cursor, format!("{prefix}*"), Some(1000), None)
+            .await?;
+        if !keys.is_empty() {
+            deleted += keys.len();
+            let _: u64 = client.unlink(keys).await?;
+        }
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    let _ = client.quit().await;
+    Ok(deleted)
+}
+
 /// A `redis-server` that a test stops and starts again: its own port and
 /// folder, with an append-only file, so that what it kept before a stop is
 /// there after the start (as a production Redis with persistence does).
