@@ -3,6 +3,12 @@
 
 use clap::Parser;
 
+/// mimalloc, not glibc's malloc: with many sessions in the heap, glibc's
+/// free lists made every request's allocations slower (see the README's
+/// Performance section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = bff::config::Cli::parse();
