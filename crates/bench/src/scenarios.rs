@@ -210,7 +210,6 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
             report.keep(&format!("bff_proxy_{name}_{sessions}_sessions"), &proxied);
             report.keep(&format!("api_direct_{name}_{sessions}_sessions"), &direct);
             at.push(Level {
-                relative: proxied.rate / direct.rate,
                 proxied,
                 direct,
                 footprint: footprint(&bff, &store).await,
@@ -229,7 +228,7 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
                 one.proxied.p99_ms - one.direct.p99_ms
             ),
             format!("the API directly {:.0}/s", one.direct.rate),
-            Some(one.relative),
+            Some(one.relative()),
             Some(0.5),
         );
         report.row(
@@ -237,20 +236,20 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
             format!(
                 "{:.2} of direct, p99 +{:.2} ms, BFF CPU {:.3} ms/call (10,000: {:.2}, {:.3} ms); \
                  BFF resident {:.0} → {:.0} MiB",
-                most.relative,
+                most.relative(),
                 most.proxied.p99_ms - most.direct.p99_ms,
                 cpu(&most.proxied),
-                ten_k.relative,
+                ten_k.relative(),
                 cpu(&ten_k.proxied),
                 one.rss_mib,
                 most.rss_mib
             ),
             format!(
                 "1 session: {:.2} of direct, {:.3} ms/call",
-                one.relative,
+                one.relative(),
                 cpu(&one.proxied)
             ),
-            Some(most.relative / one.relative),
+            Some(most.relative() / one.relative()),
             Some(0.95),
         );
         let added = (SESSIONS_HELD[2] - SESSIONS_HELD[1]) as f64;
@@ -606,11 +605,16 @@ async fn storm(tmp: &std::path::Path, report: &mut Report) -> anyhow::Result<()>
 struct Level {
     proxied: Run,
     direct: Run,
-    /// The proxied rate over the direct one.
-    relative: f64,
     /// What the store took, in bytes (see [`footprint`]).
     footprint: u64,
     rss_mib: f64,
+}
+
+impl Level {
+    /// The proxied rate over the direct one.
+    fn relative(&self) -> f64 {
+        self.proxied.rate / self.direct.rate
+    }
 }
 
 /// A Redis key prefix of this BFF's own.
