@@ -197,7 +197,14 @@ async fn reused(
 /// The first request claims the rotation before it starts; one that races
 /// it waits for that answer rather than taking the token for stolen.
 #[derive(Clone, Default)]
-pub struct RecentRotations(Arc<Mutex<HashMap<String, Rotated>>>);
+pub struct RecentRotations(Arc<Mutex<Rotations>>);
+
+#[derive(Default)]
+struct Rotations {
+    by_token: HashMap<String, Rotated>,
+    /// When rotations past their grace period were last dropped.
+    swept_at: i64,
+}
 
 struct Rotated {
     answer: watch::Receiver<Option<TokenResponse>>,
@@ -218,15 +225,21 @@ impl Claim {
 const WAIT_FOR_ROTATION: Duration = Duration::from_secs(5);
 
 impl RecentRotations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Rotated>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rotations> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Claims the rotation of a token; `None` if another request has.
     fn claim(&self, token_hash: &str, until: i64, now: i64) -> Option<Claim> {
-        let mut map = self.lock();
-        map.retain(|_, r| now < r.until);
-        if map.contains_key(token_hash) {
+        let mut rotations = self.lock();
+        // Forget rotations past their grace period, at most once a second:
+        // not a scan of every rotation for every refresh.
+        if rotations.swept_at < now {
+            rotations.swept_at = now;
+            rotations.by_token.retain(|_, r| now < r.until);
+        }
+        let map = &mut rotations.by_token;
+        if map.get(token_hash).is_some_and(|r| now < r.until) {
             return None;
         }
         let (sender, answer) = watch::channel(None);
@@ -238,8 +251,11 @@ impl RecentRotations {
     /// period; waits for it while it is being made.
     async fn replay(&self, token_hash: &str, now: i64) -> Option<TokenResponse> {
         let mut answer = {
-            let map = self.lock();
-            let rotation = map.get(token_hash).filter(|r| now < r.until)?;
+            let rotations = self.lock();
+            let rotation = rotations
+                .by_token
+                .get(token_hash)
+                .filter(|r| now < r.until)?;
             rotation.answer.clone()
         };
         let made = tokio::time::timeout(WAIT_FOR_ROTATION, answer.wait_for(Option::is_some)).await;
