@@ -95,9 +95,9 @@ pub async fn grant(
         .ok_or_else(|| TokenError::InvalidRequest("refresh_token is missing".into()))?;
     let hash = secret::digest(token);
     let now = state.clock.now();
-    let stored = state
+    let (stored, user) = state
         .store
-        .refresh_token(&hash)
+        .refresh_token_and_user(&hash)
         .await?
         .ok_or(TokenError::InvalidGrant("the refresh token is invalid"))?;
     let profile = state.settings.profile;
@@ -132,11 +132,7 @@ pub async fn grant(
         Rotation::SameToken => Refresh::Same(token.to_owned()),
         Rotation::Omitted => Refresh::None,
     };
-    let user = state
-        .store
-        .user_by_sub(&stored.sub)
-        .await?
-        .ok_or(TokenError::InvalidGrant("the user no longer exists"))?;
+    let user = user.ok_or(TokenError::InvalidGrant("the user no longer exists"))?;
     let tokens = mint(
         state,
         &Subject {

@@ -11,7 +11,7 @@
 //! Secrets that act as bearer credentials (session cookies, refresh tokens)
 //! are stored only as SHA-256 digests: a copy of the database signs no one in.
 
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Row, any::AnyRow};
 use storage::Database;
 
 const SQLITE_SCHEMA: &str = include_str!("../schema/sqlite.sql");
@@ -316,25 +316,12 @@ impl Store {
     }
 
     async fn user_where(&self, condition: &str, value: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!(
-            "SELECT sub, username, password_hash, name, given_name, family_name, email_verified,
-                 COALESCE(updated_at, created_at)
-             FROM users WHERE {condition}"
-        );
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE {condition}");
         let row = sqlx::query(&sql)
             .bind(value)
             .fetch_optional(self.db.pool())
             .await?;
-        Ok(row.map(|r| User {
-            sub: r.get(0),
-            username: r.get(1),
-            password_hash: r.get(2),
-            name: r.get(3),
-            given_name: r.get(4),
-            family_name: r.get(5),
-            email_verified: r.get::<i64, _>(6) != 0,
-            updated_at: r.get(7),
-        }))
+        Ok(row.map(|r| user_from(&r, 0)))
     }
 
     // ---- consents ----------------------------------------------------
@@ -579,24 +566,34 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<RefreshToken>, StoreError> {
-        let row = sqlx::query(
-            "SELECT family_id, client_id, sub, scope, sid, auth_time, expires_at, family_expires_at,
-                    rotated_at, revoked FROM refresh_tokens WHERE token_hash = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens t WHERE token_hash = $1"
+        ))
         .bind(token_hash)
         .fetch_optional(self.db.pool())
         .await?;
-        Ok(row.map(|r| RefreshToken {
-            family_id: r.get(0),
-            client_id: r.get(1),
-            sub: r.get(2),
-            scope: r.get(3),
-            sid: r.get(4),
-            auth_time: r.get(5),
-            expires_at: r.get(6),
-            family_expires_at: r.get(7),
-            rotated_at: r.get(8),
-            revoked: r.get::<i64, _>(9) != 0,
+        Ok(row.map(|r| refresh_token_from(&r)))
+    }
+
+    /// The refresh token, with its user if that still exists: one query,
+    /// for the refresh grant, which needs both.
+    pub async fn refresh_token_and_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, Option<User>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REFRESH_COLUMNS}, {USER_COLUMNS}
+             FROM refresh_tokens t LEFT JOIN users u ON u.sub = t.sub
+             WHERE t.token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(|r| {
+            let user = r
+                .get::<Option<String>, _>(REFRESH_COLUMN_COUNT)
+                .map(|_| user_from(&r, REFRESH_COLUMN_COUNT));
+            (refresh_token_from(&r), user)
         }))
     }
 
@@ -648,7 +645,19 @@ impl Store {
     /// Whether the family was revoked, read under its lock (a write that
     /// changes nothing): a revocation under way is waited for. See
     /// [`Store::revoke_family`].
+    ///
+    /// SQLite needs no lock for that: it writes one transaction at a time,
+    /// and a read sees every commit made before it began, so a plain read
+    /// (no write to commit) does.
     pub async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
+        if self.db.engine() == Engine::Sqlite {
+            let revoked: Option<i64> =
+                sqlx::query_scalar("SELECT revoked FROM refresh_families WHERE family_id = $1")
+                    .bind(family_id)
+                    .fetch_optional(self.db.pool())
+                    .await?;
+            return Ok(revoked.unwrap_or(0) != 0);
+        }
         let revoked: i64 = sqlx::query_scalar(
             "INSERT INTO refresh_families (family_id, revoked) VALUES ($1, 0)
              ON CONFLICT (family_id) DO UPDATE SET revoked = refresh_families.revoked
@@ -775,6 +784,45 @@ impl Store {
         .execute(self.db.pool())
         .await?;
         Ok(())
+    }
+}
+
+/// A user's columns, in the order [`user_from`] reads them.
+const USER_COLUMNS: &str = "u.sub, u.username, u.password_hash, u.name, u.given_name, \
+     u.family_name, u.email_verified, COALESCE(u.updated_at, u.created_at)";
+
+/// The user in `row`'s [`USER_COLUMNS`], from column `at` on.
+fn user_from(row: &AnyRow, at: usize) -> User {
+    User {
+        sub: row.get(at),
+        username: row.get(at + 1),
+        password_hash: row.get(at + 2),
+        name: row.get(at + 3),
+        given_name: row.get(at + 4),
+        family_name: row.get(at + 5),
+        email_verified: row.get::<i64, _>(at + 6) != 0,
+        updated_at: row.get(at + 7),
+    }
+}
+
+/// A refresh token's columns, in the order [`refresh_token_from`] reads
+/// them; [`REFRESH_COLUMN_COUNT`] of them.
+const REFRESH_COLUMNS: &str = "t.family_id, t.client_id, t.sub, t.scope, t.sid, t.auth_time, \
+     t.expires_at, t.family_expires_at, t.rotated_at, t.revoked";
+const REFRESH_COLUMN_COUNT: usize = 10;
+
+fn refresh_token_from(row: &AnyRow) -> RefreshToken {
+    RefreshToken {
+        family_id: row.get(0),
+        client_id: row.get(1),
+        sub: row.get(2),
+        scope: row.get(3),
+        sid: row.get(4),
+        auth_time: row.get(5),
+        expires_at: row.get(6),
+        family_expires_at: row.get(7),
+        rotated_at: row.get(8),
+        revoked: row.get::<i64, _>(9) != 0,
     }
 }
 

@@ -137,6 +137,39 @@ async fn a_refresh_token_rotates_once_and_its_family_is_revoked_whole_rfc9700_4_
 #[test_case(Engine::Sqlite ; "sqlite")]
 #[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
+async fn a_refresh_token_is_read_with_its_user_and_without_one_that_is_gone(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
+    let store = Store::open(db.url()).await.unwrap();
+    store
+        .insert_user(&user("dana", "dana@example.com"), NOW)
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt0", "family"), NOW)
+        .await
+        .unwrap();
+    let orphan = NewRefreshToken {
+        sub: "gone",
+        ..refresh_token("rt1", "other")
+    };
+    store.insert_refresh_token(&orphan, NOW).await.unwrap();
+
+    let (token, owner) = store.refresh_token_and_user("rt0").await.unwrap().unwrap();
+    assert_eq!(token.family_id, "family");
+    assert_eq!(token.scope, "openid offline_access");
+    let owner = owner.expect("dana exists");
+    assert_eq!((owner.sub.as_str(), owner.name.as_str()), ("dana", "Dana"));
+    let (token, owner) = store.refresh_token_and_user("rt1").await.unwrap().unwrap();
+    assert_eq!(token.sub, "gone");
+    assert!(owner.is_none(), "a user that does not exist");
+    assert!(store.refresh_token_and_user("rt2").await.unwrap().is_none());
+}
+
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
+#[tokio::test]
 async fn an_access_token_revoked_before_it_is_recorded_stays_revoked_rfc6749_4_1_2(engine: Engine) {
     let Some(db) = engine.database().await else {
         return;
