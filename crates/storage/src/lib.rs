@@ -130,6 +130,7 @@ async fn open_in_memory(url: &str) -> anyhow::Result<Database> {
     // second connection would only wait on the first's table locks.
     let pool = AnyPoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false) // see `open_file`
         .idle_timeout(None)
         .max_lifetime(None)
         .connect(&url)
@@ -153,8 +154,13 @@ async fn open_file(url: &str) -> anyhow::Result<Database> {
     // an fsync; a process that dies loses nothing, a machine that loses
     // power may lose the last commits (sessions and grants of the last
     // moment: people sign in again).
+    //
+    // No ping before each use of a connection (sqlx's default): a SQLite
+    // connection is a thread of this process, not a socket that can die,
+    // and the ping is a hop to that thread and back for every statement.
     let pool = AnyPoolOptions::new()
         .max_connections(4)
+        .test_before_acquire(false)
         .after_connect(|connection, _| {
             Box::pin(async move {
                 connection

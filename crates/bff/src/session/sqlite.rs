@@ -77,8 +77,12 @@ impl Sqlite {
             )),
             false => None,
         };
+        // No ping before each use of a connection (sqlx's default): a
+        // SQLite connection is a thread of this process, and the ping a hop
+        // to it and back before every statement.
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
+            .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
