@@ -312,7 +312,8 @@ pub(crate) async fn start_idp(
     .await
 }
 
-/// The mock IdP as [`start_idp`] starts it, on the database its port names.
+/// The mock IdP as [`start_idp`] starts it, on the database that
+/// `database_url` names (given the IdP's port, for a file of its own).
 async fn start_idp_on(
     tmp: &std::path::Path,
     alg: &str,

@@ -642,13 +642,14 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the family was revoked, read under its lock (a write that
-    /// changes nothing): a revocation under way is waited for. See
-    /// [`Store::revoke_family`].
+    /// Whether the family was revoked, read by a rotation after it stored
+    /// its new tokens: a revocation either revoked them too or is seen here
+    /// (see [`Store::revoke_family`]).
     ///
-    /// SQLite needs no lock for that: it writes one transaction at a time,
-    /// and a read sees every commit made before it began, so a plain read
-    /// (no write to commit) does.
+    /// On PostgreSQL the read is a write that changes nothing, so that it
+    /// waits for a revocation under way (which holds the mark's lock).
+    /// SQLite needs no lock: it commits one writer at a time, and a read
+    /// sees every commit made before it, so a plain read does.
     pub async fn family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
         if self.db.engine() == Engine::Sqlite {
             let revoked: Option<i64> =
