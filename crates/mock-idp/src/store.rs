@@ -751,9 +751,16 @@ impl Store {
 
     /// Takes back a user's grant to a client: the consent, and every refresh
     /// and access token it holds, in one transaction.
+    ///
+    /// Its first write marks each refresh token family of the grant, as
+    /// [`Store::revoke_family`] does, so that a rotation racing it reads the
+    /// mark once it has stored its new tokens, and refuses them.
     pub async fn revoke_grant(&self, sub: &str, client_id: &str) -> Result<(), StoreError> {
         let mut tx = self.db.pool().begin().await?;
         for sql in [
+            "INSERT INTO refresh_families (family_id, revoked)
+                 SELECT DISTINCT family_id, 1 FROM refresh_tokens WHERE sub = $1 AND client_id = $2
+             ON CONFLICT (family_id) DO UPDATE SET revoked = 1",
             "DELETE FROM consents WHERE sub = $1 AND client_id = $2",
             "UPDATE refresh_tokens SET revoked = 1 WHERE sub = $1 AND client_id = $2",
             "UPDATE access_tokens SET revoked = 1 WHERE sub = $1 AND client_id = $2",

@@ -273,6 +273,45 @@ async fn consents_add_up_and_a_revoked_grant_takes_its_tokens(engine: Engine) {
     assert!(store.access_token("at-hash", NOW).await.unwrap().is_none());
 }
 
+/// A rotation of `rt` that raced the revocation: it had marked `rt` rotated
+/// before, and stores its new token after; then it reads the family's mark.
+#[test_case(Engine::Sqlite ; "sqlite")]
+#[test_case(Engine::Postgres ; "postgres")]
+#[tokio::test]
+async fn a_rotation_racing_a_revoked_grant_sees_its_family_revoked_rfc9700_4_14_2(engine: Engine) {
+    let Some(db) = engine.database().await else {
+        return;
+    };
+    let store = Store::open(db.url()).await.unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt", "family"), NOW)
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("other-rt", "other-family"), NOW)
+        .await
+        .unwrap();
+    assert!(store.mark_rotated("rt", NOW + 1).await.unwrap());
+
+    store.revoke_grant("dana", "bff-demo").await.unwrap();
+
+    store
+        .insert_refresh_token(&refresh_token("rt-next", "family"), NOW + 1)
+        .await
+        .unwrap();
+    assert!(
+        store.family_revoked("family").await.unwrap(),
+        "a rotation racing the grant's revocation would hand out a live token"
+    );
+    assert!(store.family_revoked("other-family").await.unwrap());
+    assert!(
+        !store
+            .family_revoked("a-family-of-another-grant")
+            .await
+            .unwrap()
+    );
+}
+
 #[test_case(Engine::Sqlite ; "sqlite")]
 #[test_case(Engine::Postgres ; "postgres")]
 #[tokio::test]
