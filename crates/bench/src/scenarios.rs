@@ -114,11 +114,13 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
     }
 
     // ---- the mock IdP against node-oidc-provider, interleaved -----------
-    match start_node_op().await.filter(|_| wanted("node")) {
-        Some(node) => {
-            compare_with_node(&tmp, &idp, client.clone(), &node, duration, &mut report).await?
+    if wanted("node") {
+        match start_node_op().await {
+            Some(node) => {
+                compare_with_node(&tmp, &idp, client.clone(), &node, duration, &mut report).await?
+            }
+            None => println!("  node-oidc-provider skipped: node or its packages are missing"),
         }
-        None => println!("  node-oidc-provider skipped: node or its packages are missing"),
     }
 
     // ---- the API against its own unauthenticated rate --------------------
@@ -137,11 +139,12 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
     let issuer = idp.url("/oauth2/default");
     for cache in [true, false].into_iter().filter(|_| wanted("api")) {
         let api = start_api(&tmp, &issuer, cache).await?;
-        let health = get_run(&api.url("/healthz"), None, &[], duration, &api).await;
+        let health = get_run(&api.url("/healthz"), None, &[], 16, duration, &api).await;
         let me = get_run(
             &api.url("/api/me"),
             Some(&access_token),
             &[],
+            16,
             duration,
             &api,
         )
@@ -194,21 +197,23 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
         // it: the machine's speed drifts between levels, the ratio less.
         let mut held = 1;
         let mut at = Vec::new();
+        let mut alone = None;
         for sessions in SESSIONS_HELD {
             fill_sessions(&bff, sessions - held).await?;
             held = sessions;
             let url = api.url("/api/me");
-            let direct = get_run(&url, Some(&access_token), &[], duration, &api).await;
-            let workers = (0..16)
-                .map(|_| Get {
-                    http: browser.clone(),
-                    url: bff.url("/bff/api/me"),
-                    bearer: None,
-                    headers: vec![("x-csrf", "1")],
-                })
-                .collect();
+            let direct = get_run(&url, Some(&access_token), &[], 16, duration, &api).await;
             println!("  [{name} store holding {sessions} sessions: measuring]");
-            let proxied = load::run(workers, duration, Some(&bff)).await;
+            let proxied = proxy_run(&browser, &bff, 16, duration).await;
+            if alone.is_none() {
+                // What the proxy adds to a call when nothing queues for
+                // the core: one caller, with the one session.
+                let direct = get_run(&url, Some(&access_token), &[], 1, duration, &api).await;
+                let proxied = proxy_run(&browser, &bff, 1, duration).await;
+                report.keep(&format!("api_direct_{name}_c1"), &direct);
+                report.keep(&format!("bff_proxy_{name}_c1"), &proxied);
+                alone = Some((direct, proxied));
+            }
             report.keep(&format!("bff_proxy_{name}_{sessions}_sessions"), &proxied);
             report.keep(&format!("api_direct_{name}_{sessions}_sessions"), &direct);
             at.push(Level {
@@ -218,9 +223,10 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
                 rss_mib: bff.rss_mib(),
             });
         }
-        let [one, ten_k, most] = &at[..] else {
-            unreachable!("three levels")
+        let ([one, ten_k, most], Some((direct_alone, proxied_alone))) = (&at[..], &alone) else {
+            unreachable!("three levels, the first measured alone too")
         };
+
         report.row(
             &format!("BFF GET /bff/api/me/s, {name} sessions"),
             format!(
@@ -232,6 +238,22 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
             format!("the API directly {:.0}/s", one.direct.rate),
             Some(one.relative()),
             Some(0.5),
+        );
+        report.row(
+            &format!("… {name} sessions, one caller at a time"),
+            format!(
+                "{:.0}/s, p50 +{:.2} ms, p99 +{:.2} ms, BFF CPU {:.3} ms/call",
+                proxied_alone.rate,
+                proxied_alone.p50_ms - direct_alone.p50_ms,
+                proxied_alone.p99_ms - direct_alone.p99_ms,
+                cpu(proxied_alone)
+            ),
+            format!(
+                "the API directly {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+                direct_alone.rate, direct_alone.p50_ms, direct_alone.p99_ms
+            ),
+            Some(proxied_alone.rate / direct_alone.rate),
+            None,
         );
         report.row(
             &format!("… {name} store holding 100,000 sessions"),
@@ -416,15 +438,34 @@ pub(crate) async fn start_bff(
     Server::start("bff", command, public, "/healthz").await
 }
 
+/// `GET /bff/api/me` with `browser`'s session, from `concurrency` callers.
+async fn proxy_run(
+    browser: &reqwest::Client,
+    bff: &Server,
+    concurrency: usize,
+    duration: Duration,
+) -> Run {
+    let workers = (0..concurrency)
+        .map(|_| Get {
+            http: browser.clone(),
+            url: bff.url("/bff/api/me"),
+            bearer: None,
+            headers: vec![("x-csrf", "1")],
+        })
+        .collect();
+    load::run(workers, duration, Some(bff)).await
+}
+
 async fn get_run(
     url: &str,
     bearer: Option<&str>,
     headers: &[(&'static str, &'static str)],
+    concurrency: usize,
     duration: Duration,
     server: &Server,
 ) -> Run {
     let http = reqwest::Client::new();
-    let workers = (0..16)
+    let workers = (0..concurrency)
         .map(|_| Get {
             http: http.clone(),
             url: url.to_owned(),
