@@ -197,7 +197,13 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
         // it: the machine's speed drifts between levels, the ratio less.
         let mut held = 1;
         let mut at = Vec::new();
-        let mut alone = None;
+        // What the proxy adds to a call when nothing queues for the core:
+        // one caller, with the one session.
+        let me = api.url("/api/me");
+        let direct_alone = get_run(&me, Some(&access_token), &[], 1, duration, &api).await;
+        let proxied_alone = proxy_run(&browser, &bff, 1, duration).await;
+        report.keep(&format!("api_direct_{name}_c1"), &direct_alone);
+        report.keep(&format!("bff_proxy_{name}_c1"), &proxied_alone);
         for sessions in SESSIONS_HELD {
             fill_sessions(&bff, sessions - held).await?;
             held = sessions;
@@ -205,15 +211,6 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
             let direct = get_run(&url, Some(&access_token), &[], 16, duration, &api).await;
             println!("  [{name} store holding {sessions} sessions: measuring]");
             let proxied = proxy_run(&browser, &bff, 16, duration).await;
-            if alone.is_none() {
-                // What the proxy adds to a call when nothing queues for
-                // the core: one caller, with the one session.
-                let direct = get_run(&url, Some(&access_token), &[], 1, duration, &api).await;
-                let proxied = proxy_run(&browser, &bff, 1, duration).await;
-                report.keep(&format!("api_direct_{name}_c1"), &direct);
-                report.keep(&format!("bff_proxy_{name}_c1"), &proxied);
-                alone = Some((direct, proxied));
-            }
             report.keep(&format!("bff_proxy_{name}_{sessions}_sessions"), &proxied);
             report.keep(&format!("api_direct_{name}_{sessions}_sessions"), &direct);
             at.push(Level {
@@ -223,10 +220,9 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
                 rss_mib: bff.rss_mib(),
             });
         }
-        let ([one, ten_k, most], Some((direct_alone, proxied_alone))) = (&at[..], &alone) else {
-            unreachable!("three levels, the first measured alone too")
+        let [one, ten_k, most] = &at[..] else {
+            unreachable!("three levels")
         };
-
         report.row(
             &format!("BFF GET /bff/api/me/s, {name} sessions"),
             format!(
@@ -246,7 +242,7 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
                 proxied_alone.rate,
                 proxied_alone.p50_ms - direct_alone.p50_ms,
                 proxied_alone.p99_ms - direct_alone.p99_ms,
-                cpu(proxied_alone)
+                cpu(&proxied_alone)
             ),
             format!(
                 "the API directly {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
