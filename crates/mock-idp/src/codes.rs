@@ -49,6 +49,8 @@ struct Entry {
     redeemed: Option<Issued>,
     /// Presented again after its first redemption.
     replayed: bool,
+    /// Its grant was revoked by the person before or during its exchange.
+    withdrawn: bool,
 }
 
 /// The outcome of presenting a code at the token endpoint.
@@ -57,8 +59,17 @@ pub enum Redeemed {
     Fresh(Grant, Issued),
     /// Second use: the ids of the tokens to revoke.
     Replayed(Issued),
-    /// Unknown or expired.
+    /// Unknown, expired, or its grant revoked.
     Invalid,
+}
+
+/// Why a code's tokens, stored by its first exchange, must not live: what
+/// happened to the code while they were being made.
+pub enum Voided {
+    /// The code was presented again (RFC 6749 4.1.2).
+    Replayed,
+    /// The person revoked the grant the code carries.
+    Withdrawn,
 }
 
 /// How long a code is remembered after it expired, to recognise a replay
@@ -132,6 +143,7 @@ impl Codes {
                 expires_at: now + self.lifetime,
                 redeemed: None,
                 replayed: false,
+                withdrawn: false,
             },
         );
         code
@@ -156,7 +168,7 @@ impl Codes {
             entry.replayed = true;
             return Redeemed::Replayed(issued.clone());
         }
-        if now >= entry.expires_at {
+        if entry.withdrawn || now >= entry.expires_at {
             return Redeemed::Invalid;
         }
         let issued = Issued {
@@ -167,11 +179,40 @@ impl Codes {
         Redeemed::Fresh(entry.grant.clone(), issued)
     }
 
-    /// Whether the code was presented again after its first redemption.
-    /// The first exchange asks once its tokens are stored: a replay that
-    /// raced it revoked their family before the refresh token existed.
-    pub fn was_replayed(&self, code: &str) -> bool {
-        self.lock().by_code.get(code).is_some_and(|e| e.replayed)
+    /// Whether the code was voided after its first redemption: presented
+    /// again, or its grant revoked. The first exchange asks once its tokens
+    /// are stored: a replay or a revocation that raced it could not revoke
+    /// tokens that did not exist yet.
+    pub fn voided(&self, code: &str) -> Option<Voided> {
+        let entries = self.lock();
+        let entry = entries.by_code.get(code)?;
+        if entry.replayed {
+            Some(Voided::Replayed)
+        } else if entry.withdrawn {
+            Some(Voided::Withdrawn)
+        } else {
+            None
+        }
+    }
+
+    /// The person revoked `client_id`'s grant: none of the codes issued to
+    /// it for them may yield tokens any more, and an exchange under way
+    /// learns of it through [`Codes::voided`]. Called before the stored
+    /// tokens are revoked, so that every exchange either finds its code
+    /// withdrawn or stored its tokens in time to be revoked with the rest.
+    pub fn withdraw(&self, sub: &str, client_id: &str) {
+        let mut entries = self.lock();
+        let entries = &mut *entries;
+        let Some(order) = entries.by_client.get(client_id) else {
+            return;
+        };
+        for code in order {
+            if let Some(entry) = entries.by_code.get_mut(code)
+                && entry.grant.sub == sub
+            {
+                entry.withdrawn = true;
+            }
+        }
     }
 }
 
@@ -224,5 +265,44 @@ mod tests {
         let entries = codes.lock();
         assert!(!entries.by_code.contains_key(&old));
         assert_eq!(entries.by_client["client"].len(), 1);
+    }
+
+    #[test]
+    fn a_withdrawn_grant_voids_only_that_persons_codes_for_that_client() {
+        let codes = Codes::new(60);
+        let pending = codes.issue(grant("client"), 1_000);
+        let in_exchange = codes.issue(grant("client"), 1_000);
+        let other_client = codes.issue(grant("other"), 1_000);
+        let other_person = codes.issue(
+            Grant {
+                sub: "someone else".into(),
+                ..grant("client")
+            },
+            1_000,
+        );
+        assert!(matches!(
+            codes.redeem(&in_exchange, "client", 1_001),
+            Redeemed::Fresh(..)
+        ));
+
+        codes.withdraw("sub", "client");
+
+        assert!(matches!(
+            codes.redeem(&pending, "client", 1_001),
+            Redeemed::Invalid
+        ));
+        assert!(matches!(
+            codes.voided(&in_exchange),
+            Some(Voided::Withdrawn)
+        ));
+        assert!(matches!(
+            codes.redeem(&other_client, "other", 1_001),
+            Redeemed::Fresh(..)
+        ));
+        assert!(matches!(
+            codes.redeem(&other_person, "client", 1_001),
+            Redeemed::Fresh(..)
+        ));
+        assert!(codes.voided(&other_person).is_none());
     }
 }

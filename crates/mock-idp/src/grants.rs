@@ -177,6 +177,9 @@ pub async fn revoke(
         Purpose::RevokeGrant,
         &form.csrf,
     )?;
+    // Codes first: an exchange under way either finds its code withdrawn
+    // or has stored its tokens before the store revokes them all.
+    state.codes.withdraw(&session.sub, &form.client_id);
     state
         .store
         .revoke_grant(&session.sub, &form.client_id)

@@ -20,7 +20,7 @@ use tracing::instrument;
 use crate::{
     AppState,
     clients::Client,
-    codes::{Grant, Redeemed},
+    codes::{Grant, Redeemed, Voided},
     form::{BackChannelBody, Form},
     pkce::CodeVerifier,
     refresh,
@@ -199,11 +199,22 @@ async fn exchange_code(
     // RFC 6749 4.1.2, 10.5: a replay racing this exchange revoked the family
     // before these tokens were stored; now that they are, revoke them too.
     // (The replay marks the code before it revokes, so one of the two
-    // always sees the other.)
-    if state.codes.was_replayed(request.code) {
-        tracing::warn!("authorization code replayed during its exchange; revoking its tokens");
+    // always sees the other.) The same holds for the person revoking the
+    // grant on the IdP's grants page while the code was being exchanged.
+    if let Some(voided) = state.codes.voided(request.code) {
+        tracing::warn!(
+            replayed = matches!(voided, Voided::Replayed),
+            "authorization code voided during its exchange; revoking its tokens"
+        );
+        state
+            .store
+            .revoke_access_token(&issued.access_jti, now)
+            .await?;
         state.store.revoke_family(&issued.family_id).await?;
-        return Err(TokenError::InvalidGrant("the code has already been used"));
+        return Err(TokenError::InvalidGrant(match voided {
+            Voided::Replayed => "the code has already been used",
+            Voided::Withdrawn => "the grant was revoked",
+        }));
     }
     tracing::info!(sub = %user.sub, "step8_tokens_issued");
     Ok(tokens)

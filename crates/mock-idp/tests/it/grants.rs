@@ -168,3 +168,26 @@ async fn revoking_a_grant_touches_only_the_signed_in_persons_own() {
     );
     assert!(next_step(&idp, &alice_browser).await.contains("code="));
 }
+
+#[tokio::test]
+async fn a_code_issued_before_its_grant_was_revoked_yields_no_tokens_rfc6749_4_1_2() {
+    // The person revokes the app while one of its codes is on its way to
+    // the token endpoint: the code must not outlive the grant it carries.
+    let idp = Idp::start().await;
+    let browser = http_client();
+    signed_in(&idp, &browser).await;
+    let params = AuthRequest::demo(ALL_SCOPES);
+    let callback = browse_to_callback(&browser, &idp, &params.url(&idp), &ALICE).await;
+    let code = query_of(&callback)["code"].clone();
+
+    let fields = form_inputs(&grants_page(&idp, &browser).await.text().await.unwrap());
+    let response = post_revoke(&idp, &browser, &fields["csrf"], "bff-demo").await;
+    assert!(response.status().is_redirection(), "{}", response.status());
+
+    assert_token_error(
+        exchange_code(&idp, &code, &params.verifier).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
