@@ -84,3 +84,11 @@ pub async fn run<W: Worker>(
         },
     }
 }
+
+/// The run of median rate among `runs` (taken in turns with another
+/// measurement), of which there is at least one: its latencies and CPU
+/// come with it, from the same run.
+pub fn median_by_rate(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs.swap_remove(runs.len() / 2)
+}
