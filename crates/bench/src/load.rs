@@ -92,3 +92,53 @@ pub fn median_by_rate(mut runs: Vec<Run>) -> Run {
     runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
     runs.swap_remove(runs.len() / 2)
 }
+
+/// How far apart the rates of runs of one measurement may lie, as a share
+/// of the fastest, before its ratio is reported as noise rather than
+/// judged: a quiet core repeats a run within about a tenth.
+pub const NOISY: f64 = 0.25;
+
+/// How far apart the rates of `runs` lie, as a share of the fastest.
+pub fn spread(runs: &[Run]) -> f64 {
+    let fastest = runs.iter().map(|r| r.rate).fold(0.0, f64::max);
+    let slowest = runs.iter().map(|r| r.rate).fold(f64::INFINITY, f64::min);
+    if fastest > 0.0 {
+        (fastest - slowest) / fastest
+    } else {
+        0.0
+    }
+}
+
+/// The slowest and fastest of `runs`, as `1234-5678/s`.
+pub fn rate_range(runs: &[Run]) -> String {
+    let fastest = runs.iter().map(|r| r.rate).fold(0.0, f64::max);
+    let slowest = runs.iter().map(|r| r.rate).fold(f64::INFINITY, f64::min);
+    format!("{slowest:.0}-{fastest:.0}/s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rate: f64) -> Run {
+        Run {
+            ops: 0,
+            errors: 0,
+            seconds: 1.0,
+            rate,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            cpu_ms_per_op: None,
+        }
+    }
+
+    #[test]
+    fn spread_and_median_of_repeated_runs() {
+        let runs = vec![at(40_000.0), at(10_000.0), at(38_000.0)];
+        assert!((spread(&runs) - 0.75).abs() < 1e-9);
+        assert!(spread(&runs) > NOISY);
+        assert!(spread(&[at(40_000.0), at(37_000.0)]) < NOISY);
+        assert_eq!(rate_range(&runs), "10000-40000/s");
+        assert_eq!(median_by_rate(runs).rate, 38_000.0);
+    }
+}

@@ -13,10 +13,17 @@ pub struct Row {
     /// The ratio must be at least this (or, with `at_most`, at most).
     pub goal: Option<f64>,
     pub at_most: bool,
+    /// Its repeated runs lay too far apart for the ratio to be judged.
+    pub noisy: bool,
 }
 
 impl Row {
+    /// Whether the ratio meets the goal; `None` without a goal, or when
+    /// the run was too noisy to tell.
     pub fn meets_goal(&self) -> Option<bool> {
+        if self.noisy {
+            return None;
+        }
         match (self.ratio, self.goal) {
             (Some(ratio), Some(goal)) if self.at_most => Some(ratio <= goal),
             (Some(ratio), Some(goal)) => Some(ratio >= goal),
@@ -83,7 +90,15 @@ impl Report {
             ratio,
             goal,
             at_most: false,
+            noisy: false,
         });
+    }
+
+    /// Marks the last row as too noisy to judge, when `noisy`.
+    pub fn noisy_if(&mut self, noisy: bool) {
+        if let Some(last) = self.rows.last_mut() {
+            last.noisy |= noisy;
+        }
     }
 
     /// A row whose ratio is held to at most `goal`.
@@ -118,10 +133,14 @@ impl Report {
         for row in &self.rows {
             let ratio = row.ratio.map_or("-".into(), |r| format!("{r:.2}"));
             let goal = match (row.goal, row.meets_goal()) {
-                (Some(goal), Some(met)) => format!(
+                (Some(goal), met) => format!(
                     "{} {goal:.2} {}",
                     if row.at_most { "≤" } else { "≥" },
-                    if met { "✓" } else { "✗" }
+                    match met {
+                        Some(true) => "✓",
+                        Some(false) => "✗",
+                        None => "? (runs too far apart)",
+                    }
                 ),
                 _ => "-".into(),
             };
@@ -140,5 +159,26 @@ impl Report {
         std::fs::write(&path, serde_json::to_string_pretty(self)?)?;
         std::fs::write(dir.join("latest.md"), self.table())?;
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_noisy_row_is_printed_but_not_judged() {
+        let mut report = Report::default();
+        report.row("quiet", "1/s".into(), "2/s".into(), Some(0.5), Some(0.9));
+        report.row("noisy", "3/s".into(), "2/s".into(), Some(1.5), Some(0.9));
+        report.noisy_if(true);
+        assert_eq!(report.rows[0].meets_goal(), Some(false));
+        assert_eq!(report.rows[1].meets_goal(), None);
+        let table = report.table();
+        assert!(table.contains("| 0.50 | ≥ 0.90 ✗ |"), "{table}");
+        assert!(
+            table.contains("| 1.50 | ≥ 0.90 ? (runs too far apart) |"),
+            "{table}"
+        );
     }
 }

@@ -157,6 +157,14 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
                 .await,
             );
         }
+        // How far each route's three rounds lie apart: past NOISY, the core
+        // was taken from under a round and the ratio says nothing.
+        let spread = load::spread(&healths).max(load::spread(&mes));
+        let ranges = format!(
+            "rounds {} and {}",
+            load::rate_range(&mes),
+            load::rate_range(&healths)
+        );
         let (health, me) = (load::median_by_rate(healths), load::median_by_rate(mes));
         let label = if cache { "with" } else { "without" };
         report.keep(&format!("api_me_{label}_cache"), &me);
@@ -167,10 +175,11 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
                 "{:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
                 me.rate, me.p50_ms, me.p99_ms
             ),
-            format!("/healthz {:.0}/s", health.rate),
+            format!("/healthz {:.0}/s ({ranges})", health.rate),
             Some(me.rate / health.rate),
             Some(if cache { 0.9 } else { 0.5 }),
         );
+        report.noisy_if(spread > load::NOISY);
     }
 
     // ---- the BFF's proxy against calling the API directly ----------------
@@ -567,6 +576,13 @@ async fn compare_with_node(
         values.sort_by(f64::total_cmp);
         values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
     };
+    // The rounds' lowest and highest, printed beside each median.
+    let range = |name: &str| {
+        let values = cpu_ms.get(name).cloned().unwrap_or_default();
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(0.0, f64::max);
+        format!("rounds {low:.2}-{high:.2}")
+    };
     for what in ["sso", "refresh"] {
         let label = if what == "sso" {
             "an SSO login"
@@ -574,11 +590,14 @@ async fn compare_with_node(
             "a refresh grant"
         };
         let node = median(&format!("node_{what}"));
-        let against = format!("node-oidc-provider {node:.2} ms (in memory)");
+        let against = format!(
+            "node-oidc-provider {node:.2} ms (in memory; {})",
+            range(&format!("node_{what}"))
+        );
         let memory = median(&format!("memory_{what}"));
         report.row_at_most(
             &format!("IdP CPU per {label} (RS256), in memory, against node-oidc-provider's"),
-            format!("{memory:.2} ms"),
+            format!("{memory:.2} ms ({})", range(&format!("memory_{what}"))),
             against.clone(),
             memory / node,
             0.4,
@@ -586,7 +605,7 @@ async fn compare_with_node(
         let file = median(&format!("file_{what}"));
         report.row(
             "… the IdP on its SQLite file",
-            format!("{file:.2} ms"),
+            format!("{file:.2} ms ({})", range(&format!("file_{what}"))),
             against,
             Some(file / node),
             None,
