@@ -160,11 +160,7 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
         // How far each route's three rounds lie apart: past NOISY, the core
         // was taken from under a round and the ratio says nothing.
         let spread = load::spread(&healths).max(load::spread(&mes));
-        let ranges = format!(
-            "rounds {} and {}",
-            load::rate_range(&mes),
-            load::rate_range(&healths)
-        );
+        let (me_range, health_range) = (load::rate_range(&mes), load::rate_range(&healths));
         let (health, me) = (load::median_by_rate(healths), load::median_by_rate(mes));
         let label = if cache { "with" } else { "without" };
         report.keep(&format!("api_me_{label}_cache"), &me);
@@ -172,10 +168,10 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
         report.row(
             &format!("API GET /api/me/s, {label} the verified-token cache"),
             format!(
-                "{:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+                "{:.0}/s (rounds {me_range}), p50 {:.2} ms, p99 {:.2} ms",
                 me.rate, me.p50_ms, me.p99_ms
             ),
-            format!("/healthz {:.0}/s ({ranges})", health.rate),
+            format!("/healthz {:.0}/s (rounds {health_range})", health.rate),
             Some(me.rate / health.rate),
             Some(if cache { 0.9 } else { 0.5 }),
         );
