@@ -43,7 +43,9 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
     let tmp = tempdir()?;
 
     // ---- the IdP: logins and refreshes against their limits -------------
-    let idp = start_idp(&tmp, "RS256", 300).await?;
+    // Access tokens of an hour: the API's and the proxy's direct calls use
+    // one token for several minutes of runs.
+    let idp = start_idp(&tmp, "RS256", 3600).await?;
     let client = Arc::new(discover(&idp.url("/oauth2/default")).await?);
     let argon2 = match wanted("password") {
         true => limits::measure("argon2", seconds)?,

@@ -18,8 +18,14 @@ use axum::{
 use tracing::instrument;
 
 use crate::{
-    AppState, auth_request::AuthRequest, codes::Grant, interaction::Pending, pages::PageError,
-    paths, session, store::Session, throttle::ClientAddress,
+    AppState,
+    auth_request::AuthRequest,
+    codes::{Grant, Ticket},
+    interaction::Pending,
+    pages::PageError,
+    paths, session,
+    store::Session,
+    throttle::ClientAddress,
 };
 
 /// What happens next to a valid authorization request.
@@ -129,6 +135,9 @@ pub async fn proceed(
         Stage::Pending(pending) => Some(pending),
         Stage::Arrived { .. } => None,
     };
+    // Before the consent is read: a grant withdrawn after this point
+    // issues no code on what was read.
+    let ticket = state.codes.ticket();
     let client = state.clients.get(&request.client_id).ok_or_else(|| {
         PageError::Server(format!(
             "client {} is no longer registered",
@@ -182,7 +191,7 @@ pub async fn proceed(
             if let Some(p) = pending {
                 state.interactions.finish(&p.tx);
             }
-            issue_code(state, &request, session).await
+            issue_code(state, &request, session, ticket).await
         }
         (Next::IssueCode, None) => Err(PageError::Server("a code without a session".into())),
     }
@@ -195,6 +204,7 @@ async fn issue_code(
     state: &AppState,
     request: &AuthRequest,
     session: &Session,
+    ticket: Ticket,
 ) -> Result<Response, PageError> {
     state
         .store
@@ -213,8 +223,18 @@ async fn issue_code(
             offline: request.offline,
         },
         state.clock.now(),
+        ticket,
     );
-    Ok(request.reply().code(&state.issuer, &code))
+    match code {
+        Some(code) => Ok(request.reply().code(&state.issuer, &code)),
+        // RFC 6749 4.1.2.1: the person took the application's access back
+        // while this request was under way.
+        None => Ok(request.reply().error(
+            &state.issuer,
+            "access_denied",
+            "the user withdrew this application's access",
+        )),
+    }
 }
 
 #[cfg(test)]

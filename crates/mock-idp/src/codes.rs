@@ -92,7 +92,22 @@ struct Entries {
     by_client: HashMap<String, VecDeque<String>>,
     /// When codes past remembering were last dropped.
     swept_at: i64,
+    /// Grants withdrawn so far, counted.
+    withdrawals: u64,
+    /// Each recently withdrawn grant (person, client): the count at its
+    /// withdrawal, and when it was.
+    withdrawn: HashMap<(String, String), (u64, i64)>,
 }
+
+/// How many grants had been withdrawn when a request began to read the
+/// consent it would issue a code on. A withdrawal of that grant counted
+/// after it means the consent read may be stale, and no code is issued.
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket(u64);
+
+/// How long a withdrawal is remembered for requests that began before it
+/// (seconds): far longer than one request takes.
+const REMEMBER_WITHDRAWN: i64 = 60;
 
 impl Codes {
     pub fn new(lifetime_seconds: i64) -> Codes {
@@ -106,11 +121,27 @@ impl Codes {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Mints a code for a grant.
-    pub fn issue(&self, grant: Grant, now: i64) -> String {
+    /// Taken before reading the consent a code will be issued on; see
+    /// [`Codes::issue`].
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.lock().withdrawals)
+    }
+
+    /// Mints a code for a grant; `None` if the person withdrew the grant
+    /// since `ticket` was taken, when the consent read after it may
+    /// already be gone.
+    pub fn issue(&self, grant: Grant, now: i64, ticket: Ticket) -> Option<String> {
         let code = crate::secret::random_token();
         let mut entries = self.lock();
         let entries = &mut *entries;
+        let key = (grant.sub.clone(), grant.client_id.clone());
+        if entries
+            .withdrawn
+            .get(&key)
+            .is_some_and(|(count, at)| *count > ticket.0 && now < *at + REMEMBER_WITHDRAWN)
+        {
+            return None;
+        }
         // Forget codes past remembering, at most once a second: not a scan
         // of every code for every new one.
         if entries.swept_at < now {
@@ -123,6 +154,9 @@ impl Codes {
                 order.retain(|code| by_code.contains_key(code));
                 !order.is_empty()
             });
+            entries
+                .withdrawn
+                .retain(|_, (_, at)| now < *at + REMEMBER_WITHDRAWN);
         }
         // This client's oldest code makes room.
         let order = entries
@@ -146,7 +180,7 @@ impl Codes {
                 withdrawn: false,
             },
         );
-        code
+        Some(code)
     }
 
     /// Takes a code: the first time it yields the grant and marks the code
@@ -185,6 +219,9 @@ impl Codes {
     /// tokens that did not exist yet.
     pub fn voided(&self, code: &str) -> Option<Voided> {
         let entries = self.lock();
+        // A code no longer held (its client's 10,000 newer codes pushed it
+        // out during its own exchange) reads as not voided: the store's
+        // revocations still reach its tokens once stored.
         let entry = entries.by_code.get(code)?;
         if entry.replayed {
             Some(Voided::Replayed)
@@ -196,13 +233,23 @@ impl Codes {
     }
 
     /// The person revoked `client_id`'s grant: none of the codes issued to
-    /// it for them may yield tokens any more, and an exchange under way
-    /// learns of it through [`Codes::voided`]. Called before the stored
-    /// tokens are revoked, so that every exchange either finds its code
-    /// withdrawn or stored its tokens in time to be revoked with the rest.
-    pub fn withdraw(&self, sub: &str, client_id: &str) {
+    /// it for them may yield tokens any more, an exchange under way learns
+    /// of it through [`Codes::voided`], and a request that read the consent
+    /// before it gets no code (see [`Codes::issue`]).
+    ///
+    /// Called both before the store revokes the grant and after: before, so
+    /// that every exchange either finds its code withdrawn or stored its
+    /// tokens in time to be revoked with the rest; after, so that a request
+    /// that read the consent while the store was revoking it issues no code
+    /// once the revocation is done.
+    pub fn withdraw(&self, sub: &str, client_id: &str, now: i64) {
         let mut entries = self.lock();
         let entries = &mut *entries;
+        entries.withdrawals += 1;
+        entries.withdrawn.insert(
+            (sub.to_owned(), client_id.to_owned()),
+            (entries.withdrawals, now),
+        );
         let Some(order) = entries.by_client.get(client_id) else {
             return;
         };
@@ -235,13 +282,18 @@ mod tests {
         }
     }
 
+    fn issued(codes: &Codes, grant: Grant, now: i64) -> String {
+        let ticket = codes.ticket();
+        codes.issue(grant, now, ticket).expect("no withdrawal")
+    }
+
     #[test]
     fn a_client_holds_at_most_its_share_of_codes_the_oldest_going_first() {
         let codes = Codes::new(60);
-        let first = codes.issue(grant("busy"), 1_000);
-        let other = codes.issue(grant("quiet"), 1_000);
+        let first = issued(&codes, grant("busy"), 1_000);
+        let other = issued(&codes, grant("quiet"), 1_000);
         for _ in 0..PER_CLIENT {
-            codes.issue(grant("busy"), 1_000);
+            issued(&codes, grant("busy"), 1_000);
         }
         assert!(matches!(
             codes.redeem(&first, "busy", 1_001),
@@ -259,9 +311,9 @@ mod tests {
     #[test]
     fn codes_past_remembering_are_forgotten() {
         let codes = Codes::new(60);
-        let old = codes.issue(grant("client"), 1_000);
+        let old = issued(&codes, grant("client"), 1_000);
         let later = 1_000 + 60 + REMEMBER_REDEEMED;
-        codes.issue(grant("client"), later);
+        issued(&codes, grant("client"), later);
         let entries = codes.lock();
         assert!(!entries.by_code.contains_key(&old));
         assert_eq!(entries.by_client["client"].len(), 1);
@@ -270,10 +322,11 @@ mod tests {
     #[test]
     fn a_withdrawn_grant_voids_only_that_persons_codes_for_that_client() {
         let codes = Codes::new(60);
-        let pending = codes.issue(grant("client"), 1_000);
-        let in_exchange = codes.issue(grant("client"), 1_000);
-        let other_client = codes.issue(grant("other"), 1_000);
-        let other_person = codes.issue(
+        let pending = issued(&codes, grant("client"), 1_000);
+        let in_exchange = issued(&codes, grant("client"), 1_000);
+        let other_client = issued(&codes, grant("other"), 1_000);
+        let other_person = issued(
+            &codes,
             Grant {
                 sub: "someone else".into(),
                 ..grant("client")
@@ -285,7 +338,7 @@ mod tests {
             Redeemed::Fresh(..)
         ));
 
-        codes.withdraw("sub", "client");
+        codes.withdraw("sub", "client", 1_001);
 
         assert!(matches!(
             codes.redeem(&pending, "client", 1_001),
@@ -304,5 +357,21 @@ mod tests {
             Redeemed::Fresh(..)
         ));
         assert!(codes.voided(&other_person).is_none());
+    }
+
+    #[test]
+    fn a_request_that_read_consent_before_a_withdrawal_gets_no_code() {
+        let codes = Codes::new(60);
+        let before = codes.ticket();
+        codes.withdraw("sub", "client", 1_000);
+        assert!(codes.issue(grant("client"), 1_000, before).is_none());
+        // Another client of the same person, or a request begun after the
+        // withdrawal, is not held back.
+        assert!(codes.issue(grant("other"), 1_000, before).is_some());
+        let after = codes.ticket();
+        assert!(codes.issue(grant("client"), 1_000, after).is_some());
+        // Remembered only as long as a request could still be under way.
+        let later = 1_000 + REMEMBER_WITHDRAWN + 1;
+        assert!(codes.issue(grant("client"), later, before).is_some());
     }
 }

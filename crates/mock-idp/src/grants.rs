@@ -177,13 +177,17 @@ pub async fn revoke(
         Purpose::RevokeGrant,
         &form.csrf,
     )?;
-    // Codes first: an exchange under way either finds its code withdrawn
-    // or has stored its tokens before the store revokes them all.
-    state.codes.withdraw(&session.sub, &form.client_id);
+    // Codes before the store (an exchange under way either finds its code
+    // withdrawn or has stored its tokens before the store revokes them
+    // all) and after it (a request that read the consent meanwhile gets no
+    // code). See `Codes::withdraw`.
+    let now = state.clock.now();
+    state.codes.withdraw(&session.sub, &form.client_id, now);
     state
         .store
         .revoke_grant(&session.sub, &form.client_id)
         .await?;
+    state.codes.withdraw(&session.sub, &form.client_id, now);
     tracing::info!(sub = %session.sub, "grant revoked");
     Ok(Redirect::to(paths::GRANTS).into_response())
 }
