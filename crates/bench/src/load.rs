@@ -98,10 +98,18 @@ pub fn median_by_rate(mut runs: Vec<Run>) -> Run {
 /// judged: a quiet core repeats a run within about a tenth.
 pub const NOISY: f64 = 0.25;
 
+/// The lowest and the highest of `values` (for none, infinity and 0).
+pub fn bounds(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .fold((f64::INFINITY, 0.0), |(low, high), v| {
+            (low.min(v), high.max(v))
+        })
+}
+
 /// How far apart the rates of `runs` lie, as a share of the fastest.
 pub fn spread(runs: &[Run]) -> f64 {
-    let fastest = runs.iter().map(|r| r.rate).fold(0.0, f64::max);
-    let slowest = runs.iter().map(|r| r.rate).fold(f64::INFINITY, f64::min);
+    let (slowest, fastest) = bounds(runs.iter().map(|r| r.rate));
     if fastest > 0.0 {
         (fastest - slowest) / fastest
     } else {
@@ -111,8 +119,7 @@ pub fn spread(runs: &[Run]) -> f64 {
 
 /// The slowest and fastest of `runs`, as `1234-5678/s`.
 pub fn rate_range(runs: &[Run]) -> String {
-    let fastest = runs.iter().map(|r| r.rate).fold(0.0, f64::max);
-    let slowest = runs.iter().map(|r| r.rate).fold(f64::INFINITY, f64::min);
+    let (slowest, fastest) = bounds(runs.iter().map(|r| r.rate));
     format!("{slowest:.0}-{fastest:.0}/s")
 }
 
@@ -139,6 +146,7 @@ mod tests {
         assert!(spread(&runs) > NOISY);
         assert!(spread(&[at(40_000.0), at(37_000.0)]) < NOISY);
         assert_eq!(rate_range(&runs), "10000-40000/s");
+        assert_eq!(bounds([2.0, 1.0, 3.0]), (1.0, 3.0));
         assert_eq!(median_by_rate(runs).rate, 38_000.0);
     }
 }

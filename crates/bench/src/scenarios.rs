@@ -225,8 +225,7 @@ pub async fn all(seconds: u64, only: &[String]) -> anyhow::Result<()> {
         for sessions in SESSIONS_HELD {
             fill_sessions(&bff, sessions - held).await?;
             held = sessions;
-            let url = api.url("/api/me");
-            let direct = get_run(&url, Some(&access_token), &[], 16, duration, &api).await;
+            let direct = get_run(&me, Some(&access_token), &[], 16, duration, &api).await;
             println!("  [{name} store holding {sessions} sessions: measuring]");
             let proxied = proxy_run(&browser, &bff, 16, duration).await;
             report.keep(&format!("bff_proxy_{name}_{sessions}_sessions"), &proxied);
@@ -581,9 +580,7 @@ async fn compare_with_node(
     };
     // The rounds' lowest and highest, printed beside each median.
     let range = |name: &str| {
-        let values = cpu_ms.get(name).cloned().unwrap_or_default();
-        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let high = values.iter().copied().fold(0.0, f64::max);
+        let (low, high) = load::bounds(cpu_ms.get(name).into_iter().flatten().copied());
         format!("rounds {low:.2}-{high:.2}")
     };
     for what in ["sso", "refresh"] {
