@@ -233,7 +233,16 @@ pub fn api_jwt(data: &[u8]) {
     if answer.status.is_success() {
         let header: serde_json::Value = serde_json::from_str(&header).expect("accepted: JSON");
         let claims: serde_json::Value = serde_json::from_str(&claims).expect("accepted: JSON");
-        assert_eq!(header["typ"], "at+jwt", "RFC 9068 4: typ");
+        // A media type, compared without regard to case (RFC 7515 4.1.9,
+        // RFC 2045 5.1), as the API does.
+        let typ = header["typ"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(
+            typ == "at+jwt" || typ == "application/at+jwt",
+            "RFC 9068 4: typ {typ:?}"
+        );
         assert_eq!(claims["iss"], h.known.issuer.as_str(), "RFC 9068 4: iss");
         let aud = &claims["aud"];
         assert!(
